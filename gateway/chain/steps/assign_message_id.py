@@ -1,0 +1,14 @@
+"""Gives every Send the gateway's own id before anything else can fail, so logs and errors carry it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.chain.chain import Next
+from gateway.chain.context import CallContext
+from gateway.ids import new_message_id
+
+
+async def assign_message_id(ctx: CallContext[Any], call_next: Next) -> Any:
+    ctx.message_id = new_message_id()
+    return await call_next()

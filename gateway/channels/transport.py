@@ -1,0 +1,133 @@
+"""The seam where vendor HTTP happens: one protocol, one aiohttp implementation.
+
+Adapters talk to ``VendorTransport`` only, so a test or a benchmark can swap the transport without
+patching, and every vendor call shares one connection pool and one timeout policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class VendorReply:
+    """What came back: the HTTP status and, when the body was a JSON object, that object."""
+
+    status: int
+    data: dict[str, Any] | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A multipart file part (vendors name it ``media``)."""
+
+    field: str
+    filename: str
+    content_type: str
+    content: bytes
+
+
+class TransportError(Exception):
+    """The vendor could not be asked or did not answer; ``sent`` says whether the request may have arrived."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class TransportTimeout(TransportError):
+    pass
+
+
+class VendorTransport(Protocol):
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        file: FilePart | None = None,
+        timeout: float,
+    ) -> VendorReply: ...
+
+    async def close(self) -> None: ...
+
+
+class AiohttpTransport:
+    """The production transport: one shared ClientSession, created lazily inside the running loop."""
+
+    def __init__(self, *, pool_size: int = 100) -> None:
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
+                json_serialize=encode_json,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        file: FilePart | None = None,
+        timeout: float,
+    ) -> VendorReply:
+        data: aiohttp.FormData | bytes | None = None
+        headers: dict[str, str] = {}
+        if file is not None:
+            form = aiohttp.FormData()
+            form.add_field(file.field, file.content, filename=file.filename, content_type=file.content_type)
+            data = form
+        elif json_body is not None:
+            data = encode_json(json_body).encode()
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        try:
+            async with self._client().request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                text = await response.text(errors="replace")
+                return VendorReply(response.status, _json_object(text), text)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise TransportTimeout(f"no answer within {timeout:.1f}s", sent=True) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected, so nothing was delivered: safe to retry even without idempotency.
+            raise TransportError(f"cannot connect: {exc.os_error.strerror or exc}", sent=False) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{type(exc).__name__}", sent=True) from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def encode_json(value: Any) -> str:
+    # ensure_ascii=False: vendors count limits in UTF-8 bytes, and \uXXXX escapes would triple them.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

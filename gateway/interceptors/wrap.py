@@ -1,0 +1,50 @@
+"""The plumbing for interceptors that wrap a call: each subclass implements only ``around``.
+
+grpc.aio interceptors receive a method handler, not the call; to run code around the call we
+rebuild the handler with a wrapped behaviour, for every RPC shape. Streaming-request RPCs are
+wrapped too (the request is the iterator); streaming responses pass through unwrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+Invoke = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class HandlerWrapper(grpc.aio.ServerInterceptor):
+    #: Methods left alone (health checks and reflection must work without auth or noise).
+    skip_prefixes: tuple[str, ...] = ("/grpc.health.", "/grpc.reflection.")
+
+    async def around(
+        self, invoke: Invoke, request: Any, context: grpc.aio.ServicerContext, method: str
+    ) -> Any:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(self.skip_prefixes):
+            return handler
+        if handler.unary_unary is not None:
+            inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        elif handler.stream_unary is not None:
+            inner, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        else:
+            return handler
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await self.around(inner, request, context, method)
+
+        return factory(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

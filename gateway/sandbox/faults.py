@@ -1,0 +1,63 @@
+"""Failures a test asks the sandbox to play, so the gateway's error paths can be exercised."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How to mishandle one request.
+
+    `http_status` answers that bare HTTP status with `errmsg` (or the status line) as a plain-text
+    body, as a vendor's load balancer does; otherwise `errcode` answers HTTP 200 with that vendor
+    error; otherwise the request is handled normally. `delay` then holds the answer back (real
+    seconds, not sandbox time: its purpose is to make the client's own timeout fire). The request
+    is handled and recorded on arrival, so after a client timeout the test sees at once that the
+    vendor did act, which is the case DingTalk's msgUuid exists for.
+    """
+
+    http_status: int | None = None
+    delay: float | None = None
+    errcode: int | None = None
+    errmsg: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.http_status is None and self.delay is None and self.errcode is None:
+            raise ValueError("a fault needs http_status, delay or errcode")
+        # 1xx cannot end a response; 200 is allowed for "HTTP 200 with a body that is not JSON".
+        if self.http_status is not None and not 200 <= self.http_status <= 599:
+            raise ValueError("http_status must be between 200 and 599")
+        if self.delay is not None and not (math.isfinite(self.delay) and self.delay >= 0):
+            raise ValueError("delay must be a finite number of seconds >= 0")
+        if self.errmsg is not None and self.http_status is None and self.errcode is None:
+            raise ValueError("errmsg needs http_status or errcode")
+
+
+class FaultQueue:
+    """Pending faults per (channel, robot), played one per request in the order injected."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], deque[Fault]] = {}
+
+    def add(self, channel: str, robot: str, fault: Fault, times: int = 1) -> None:
+        """Queue `fault` for the next `times` requests to that robot."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        self._pending.setdefault((channel, robot), deque()).extend([fault] * times)
+
+    def take(self, channel: str, robot: str) -> Fault | None:
+        """The fault for the request now arriving at that robot, if one is pending."""
+        queue = self._pending.get((channel, robot))
+        if not queue:
+            return None
+        fault = queue.popleft()
+        if not queue:
+            del self._pending[(channel, robot)]
+        return fault
+
+    def clear(self) -> None:
+        """Drop every pending fault."""
+        self._pending.clear()

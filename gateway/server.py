@@ -1,0 +1,117 @@
+"""Builds and runs the grpc.aio server: interceptors, servicer, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.accounts import Accounts
+from gateway.chain.chains import build_chains
+from gateway.channels.transport import AiohttpTransport, VendorTransport
+from gateway.config import Config
+from gateway.interceptors.access_log import AccessLogInterceptor
+from gateway.interceptors.errors import ErrorInterceptor
+from gateway.service import NotificationService
+from gateway.tokens import TokenManager, open_token_store
+from generated.notify.v1 import notification_service_pb2 as pb
+from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger("gateway.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotificationService"].full_name
+
+
+class GatewayServer:
+    """One gateway: ``await start()``, ``port``, ``await stop()``; also an async context manager."""
+
+    def __init__(self, config: Config, *, transport: VendorTransport | None = None) -> None:
+        self.config = config
+        self.transport = transport or AiohttpTransport()
+        self.tokens = TokenManager(open_token_store(config.token_store))
+        self.accounts = Accounts(config.accounts, self.transport, self.tokens)
+        # Outermost first: the access log sees the status the error interceptor produced.
+        self._server = grpc.aio.server(
+            interceptors=[AccessLogInterceptor(), ErrorInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        pb_grpc.add_NotificationServiceServicer_to_server(
+            NotificationService(build_chains(self.accounts)), self._server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port = self._bind(config.server.listen)
+        self._stopped = asyncio.Event()
+
+    def _bind(self, listen: str) -> int:
+        tls = self.config.server.tls
+        if tls is None:
+            port = self._server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
+                require_client_auth=tls.client_ca_file is not None,
+            )
+            port = self._server.add_secure_port(listen, credentials)
+        if port == 0:
+            raise OSError(f"cannot listen on {listen}")
+        return int(port)
+
+    @property
+    def address(self) -> str:
+        host = self.config.server.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self._server.start()
+        self.tokens.start()
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gateway listening", extra={"address": self.address, "accounts": sorted(self.accounts)})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Reports NOT_SERVING, lets in-flight calls finish within the grace period, closes sessions."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.server.grace_period_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        await self.tokens.close()
+        await self.transport.close()
+        log.info("gateway stopped")
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop(grace=0)
+
+
+async def run_until_signalled(server: GatewayServer) -> None:
+    """Serves until SIGTERM or SIGINT, then stops gracefully."""
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled.set)
+    await server.start()
+    await signalled.wait()
+    log.info("signal received; draining", extra={"grace_seconds": server.config.server.grace_period_seconds})
+    await server.stop()

@@ -1,0 +1,208 @@
+"""The single-flight token manager every token-using adapter goes through.
+
+``get`` answers from the in-process hot cache when the token is known valid (no Redis round trip
+on the hot path), else from the store, else fetches: one fetch per account across tasks (an
+in-process future) and across replicas (the store's lock), so M requests on N replicas with a
+cold or expired token cause one gettoken call. Tokens are kept for the vendor's expires_in minus a
+safety margin, refreshed in the background before that, and invalidated compare-and-delete when
+the vendor rejects them (vendor-apis.md E).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from gateway.tokens.store import StoredToken, TokenStore, TokenStoreUnavailable
+
+log = logging.getLogger("gateway.tokens")
+
+#: Fetches a new token from the vendor: (deadline) -> (token, expires_in seconds).
+TokenFetcher = Callable[[float | None], Awaitable[tuple[str, float]]]
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    safety_margin: float = 300.0  # stop using a token this long before the vendor says it expires...
+    margin_ratio: float = 0.2  # ...but never more than this share of its lifetime
+    refresh_ahead_ratio: float = 0.2  # refresh in the background in the last 20% of the kept lifetime
+    lock_ttl: float = 10.0  # a fetch that takes longer than this lets another replica try
+    failure_cooldown: float = 5.0  # a failed gettoken is not repeated for this long (no retry storms)
+
+
+class TokenManager:
+    def __init__(self, store: TokenStore, policy: TokenPolicy | None = None) -> None:
+        self.store = store
+        self.policy = policy or TokenPolicy()
+        self._fetchers: dict[str, TokenFetcher] = {}
+        self._hot: dict[str, StoredToken] = {}
+        self._inflight: dict[str, asyncio.Future[StoredToken]] = {}
+        self._failures: dict[str, tuple[float, GatewayError]] = {}
+        self._refresher: asyncio.Task[None] | None = None
+        self._owner = uuid.uuid4().hex
+        self.fetches = 0  # gettoken calls this process made (for metrics and benchmarks)
+
+    def register(self, account: str, fetcher: TokenFetcher) -> None:
+        self._fetchers[account] = fetcher
+
+    async def get(self, account: str, *, deadline: float | None = None) -> str:
+        hot = self._hot.get(account)
+        if hot is not None and hot.expires_at > time.time():
+            return hot.token
+        try:
+            stored = await self.store.get(account)
+        except TokenStoreUnavailable as exc:
+            raise Unavailable(
+                f"cannot get an access token for account {account!r}: {exc}",
+                reason="TOKEN_STORE_UNAVAILABLE",
+                metadata={"account": account},
+            ) from None
+        if stored is None:
+            stored = await self._single_flight(account, deadline)
+        self._hot[account] = stored
+        return stored.token
+
+    async def invalidate(self, account: str, token: str) -> None:
+        """Forgets ``token`` after the vendor rejected it; a newer token is left alone."""
+        hot = self._hot.get(account)
+        if hot is not None and hot.token == token:
+            del self._hot[account]
+        try:
+            deleted = await self.store.delete_if(account, token)
+        except TokenStoreUnavailable as exc:
+            log.warning("token invalidation not stored", extra={"account": account, "error": str(exc)})
+            return
+        log.info("token invalidated", extra={"account": account, "deleted": deleted})
+
+    # -- fetching ---------------------------------------------------------------------------------
+
+    async def _single_flight(self, account: str, deadline: float | None) -> StoredToken:
+        future = self._inflight.get(account)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._inflight[account] = future
+            task = asyncio.create_task(self._fetch_shared(account, deadline))
+            task.add_done_callback(lambda t: self._settle(account, future, t))
+        return await asyncio.shield(future)
+
+    def _settle(
+        self, account: str, future: asyncio.Future[StoredToken], task: asyncio.Task[StoredToken]
+    ) -> None:
+        self._inflight.pop(account, None)
+        if future.done():
+            return
+        if task.cancelled():
+            future.set_exception(Unavailable(f"token fetch for account {account!r} was cancelled"))
+        elif (error := task.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(task.result())
+        # Nobody may be waiting any more (all callers gave up): mark the exception retrieved.
+        if future.exception() is not None:
+            future.exception()
+
+    async def _fetch_shared(self, account: str, deadline: float | None) -> StoredToken:
+        failure = self._failures.get(account)
+        if failure is not None and failure[0] > time.monotonic():
+            raise failure[1]
+        try:
+            while True:
+                if await self.store.try_lock(account, self._owner, self.policy.lock_ttl):
+                    try:
+                        # Another replica may have written a token between our miss and our lock.
+                        stored = await self.store.get(account)
+                        return stored if stored is not None else await self._fetch(account, deadline)
+                    finally:
+                        with contextlib.suppress(TokenStoreUnavailable):
+                            await self.store.unlock(account, self._owner)
+                stored = await self._wait_for_other_replica(account, deadline)
+                if stored is not None:
+                    return stored
+        except TokenStoreUnavailable as exc:
+            raise Unavailable(
+                f"cannot get an access token for account {account!r}: {exc}",
+                reason="TOKEN_STORE_UNAVAILABLE",
+                metadata={"account": account},
+            ) from None
+
+    async def _fetch(self, account: str, deadline: float | None) -> StoredToken:
+        fetcher = self._fetchers.get(account)
+        if fetcher is None:
+            raise RuntimeError(f"no token fetcher registered for account {account!r}")
+        self.fetches += 1
+        try:
+            token, expires_in = await fetcher(deadline)
+        except GatewayError as error:
+            self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
+            raise
+        self._failures.pop(account, None)
+        now = time.time()
+        stored = StoredToken(token, now + self._lifetime(expires_in), issued_at=now)
+        await self.store.put(account, stored)
+        log.info("token fetched", extra={"account": account, "expires_in": expires_in})
+        return stored
+
+    def _lifetime(self, expires_in: float) -> float:
+        margin = min(self.policy.safety_margin, expires_in * self.policy.margin_ratio)
+        return max(expires_in - margin, 1.0)
+
+    async def _wait_for_other_replica(self, account: str, deadline: float | None) -> StoredToken | None:
+        """Polls the store while another replica holds the fetch lock; None when the lock lapsed."""
+        give_up = time.monotonic() + self.policy.lock_ttl
+        delay = 0.01
+        while time.monotonic() < give_up:
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise DeadlineExceeded(f"waited for another replica's token fetch for account {account!r}")
+            await asyncio.sleep(delay)
+            stored = await self.store.get(account)
+            if stored is not None:
+                return stored
+            delay = min(delay * 2, 0.2)
+        return None
+
+    # -- background refresh -----------------------------------------------------------------------
+
+    def start(self, interval: float = 1.0) -> None:
+        if self._refresher is None and self._fetchers:
+            self._refresher = asyncio.create_task(self._refresh_loop(interval), name="token-refresher")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        await self.store.close()
+
+    async def _refresh_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for account, hot in list(self._hot.items()):
+                try:
+                    await self._refresh_if_due(account, hot)
+                except Exception as exc:  # a failed refresh leaves the request path to fetch
+                    log.warning(
+                        "background token refresh failed", extra={"account": account, "error": str(exc)}
+                    )
+
+    async def _refresh_if_due(self, account: str, hot: StoredToken) -> None:
+        remaining = hot.expires_at - time.time()
+        if remaining > (hot.expires_at - hot.issued_at) * self.policy.refresh_ahead_ratio:
+            return
+        if not await self.store.try_lock(account, self._owner, self.policy.lock_ttl):
+            return  # another replica is refreshing
+        try:
+            stored = await self.store.get(account)
+            if stored is not None and stored.token != hot.token and stored.expires_at > hot.expires_at:
+                self._hot[account] = stored  # another replica refreshed already
+                return
+            fresh = await self._fetch(account, None)
+            self._hot[account] = fresh
+        finally:
+            await self.store.unlock(account, self._owner)

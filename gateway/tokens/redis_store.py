@@ -1,0 +1,98 @@
+"""Tokens in Redis, shared by every replica.
+
+Keys are ``notify:{<account>}:token`` and ``notify:{<account>}:token-lock``: the braces are a
+Redis Cluster hash tag, so an account's token and its lock live in one slot and the Lua scripts
+below may touch both. Compare-and-delete and lock release are scripts, never read-then-write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.tokens.store import StoredToken, TokenStoreUnavailable
+
+_DELETE_IF_EQUAL = """
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+if cjson.decode(value)['token'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_UNLOCK_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisTokenStore:
+    shared = True
+
+    def __init__(self, url: str, *, namespace: str = "notify", timeout: float = 1.0) -> None:
+        self._client: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+        self._namespace = namespace
+        self._delete_if_equal = self._client.register_script(_DELETE_IF_EQUAL)
+        self._unlock_if_owner = self._client.register_script(_UNLOCK_IF_OWNER)
+
+    def _key(self, account: str, what: str) -> str:
+        return f"{self._namespace}:{{{account}}}:{what}"
+
+    async def get(self, account: str) -> StoredToken | None:
+        try:
+            raw = await self._client.get(self._key(account, "token"))
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        return StoredToken(str(value["token"]), float(value["expires_at"]), float(value.get("issued_at", 0)))
+
+    async def put(self, account: str, token: StoredToken) -> None:
+        ttl_ms = int((token.expires_at - time.time()) * 1000)
+        if ttl_ms <= 0:
+            return
+        value = json.dumps(
+            {"token": token.token, "expires_at": token.expires_at, "issued_at": token.issued_at}
+        )
+        try:
+            await self._client.set(self._key(account, "token"), value, px=ttl_ms)
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+
+    async def delete_if(self, account: str, token: str) -> bool:
+        try:
+            deleted = await self._delete_if_equal(keys=[self._key(account, "token")], args=[token])
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+        return bool(deleted)
+
+    async def try_lock(self, account: str, owner: str, ttl: float) -> bool:
+        try:
+            taken = await self._client.set(
+                self._key(account, "token-lock"), owner, nx=True, px=int(ttl * 1000)
+            )
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+        return bool(taken)
+
+    async def unlock(self, account: str, owner: str) -> None:
+        try:
+            await self._unlock_if_owner(keys=[self._key(account, "token-lock")], args=[owner])
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _describe(exc: RedisError) -> str:
+    # redis-py messages name host and port, never the password; keep them short all the same.
+    return f"token store (Redis) unavailable: {type(exc).__name__}: {str(exc)[:200]}"

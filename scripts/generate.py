@@ -1,0 +1,60 @@
+"""Generate Python code and typed stubs for protos/ into generated/.
+
+protoc writes imports relative to the proto root (``from notify.v1 import ...``); we rewrite them
+to ``generated.notify.v1`` so the output is one importable package and nothing else needs to sit
+on sys.path. The output depends only on the .proto files and the pinned tool versions.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+OUT = ROOT / "generated"
+PACKAGE = "generated"
+_IMPORT = re.compile(r"^(from|import) notify\.", re.MULTILINE)
+
+
+def main() -> int:
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir()
+    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    bin_dir = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside this interpreter
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"-I{include}",
+            f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={OUT}",
+            f"--grpc_python_out={OUT}",
+            f"--mypy_out={OUT}",
+            f"--mypy_grpc_out={OUT}",
+            *protos,
+        ]
+    )
+    if rc != 0:
+        return rc
+    for path in OUT.rglob("*.py*"):
+        text = path.read_text()
+        fixed = _IMPORT.sub(rf"\1 {PACKAGE}.notify.", text)
+        if fixed != text:
+            path.write_text(fixed)
+    for directory in [OUT, *(d for d in OUT.rglob("*") if d.is_dir())]:
+        (directory / "__init__.py").touch()
+    (OUT / "py.typed").touch()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Injected faults let the gateway's error paths run against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.sandbox import SandboxServer, SandboxState
+
+from .harness import RobotClient
+
+HELLO: dict[str, Any] = {"msgtype": "text", "text": {"content": "告警 hello"}}
+
+
+async def inject(robots: RobotClient, channel: str, robot: str, **fault: Any) -> None:
+    async with robots.session.post(
+        f"{robots.base_url}/_sandbox/faults", json={"channel": channel, "robot": robot, **fault}
+    ) as response:
+        assert response.status == 201
+
+
+@pytest.mark.asyncio
+async def test_an_http_status_fault_answers_that_status_once_then_recovers(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("wecom_robot", "ops", http_status=502)
+
+    failed = await robots.wecom(HELLO)
+    recovered = await robots.wecom(HELLO)
+
+    assert (failed.status, failed.text) == (502, "502 Bad Gateway")
+    assert recovered.errcode == 0
+    [faulted, delivered] = state.received()
+    assert (faulted.http_status, faulted.errcode, faulted.body) == (502, None, HELLO)
+    assert not faulted.delivered
+    assert state.delivered() == [delivered]
+
+
+@pytest.mark.asyncio
+async def test_an_http_200_fault_can_answer_a_body_that_is_not_json(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("wecom_robot", "ops", http_status=200, errmsg="<html>upstream busy</html>")
+
+    reply = await robots.wecom(HELLO)
+
+    assert (reply.status, reply.text) == (200, "<html>upstream busy</html>")
+    assert state.received()[0].errcode is None
+    assert state.delivered() == []
+
+
+@pytest.mark.asyncio
+async def test_a_fault_repeats_for_the_given_number_of_requests(robots: RobotClient) -> None:
+    await inject(robots, "dingtalk_robot", "alerts", http_status=500, times=3)
+
+    statuses = [(await robots.dingtalk(HELLO)).status for _ in range(4)]
+
+    assert statuses == [500, 500, 500, 200]
+
+
+@pytest.mark.asyncio
+async def test_an_errcode_fault_answers_http_200_with_that_vendor_error(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("dingtalk_robot", "alerts", errcode=-1, errmsg="系统繁忙")
+
+    reply = await robots.dingtalk(HELLO)
+
+    assert reply.status == 200
+    assert reply.json == {"errcode": -1, "errmsg": "系统繁忙"}
+    assert state.received()[0].errcode == -1
+    assert state.delivered() == []
+
+
+@pytest.mark.asyncio
+async def test_a_wecom_errcode_fault_without_errmsg_gets_a_vendor_style_errmsg(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("wecom_robot", "ops", errcode=45009)
+
+    reply = await robots.wecom(HELLO)
+
+    assert reply.errcode == 45009
+    assert reply.errmsg.endswith("more info at https://open.work.weixin.qq.com/devtool/query?e=45009")
+
+
+@pytest.mark.asyncio
+async def test_faults_apply_only_to_the_robot_they_were_injected_for(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("dingtalk_robot", "keywords", http_status=500)
+
+    assert (await robots.dingtalk(HELLO)).errcode == 0
+    assert state.faults.take("dingtalk_robot", "keywords") is not None
+
+
+@pytest.mark.asyncio
+async def test_a_delay_makes_the_client_time_out_after_the_vendor_delivered(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    state.inject_fault("dingtalk_robot", "alerts", delay=0.5)
+    body = {**HELLO, "msgUuid": "uuid-timeout-1"}
+
+    with pytest.raises(asyncio.TimeoutError):
+        await robots.dingtalk(body, timeout=aiohttp.ClientTimeout(total=0.1))
+    assert [entry.body for entry in state.delivered()] == [body]
+
+    retry = await robots.dingtalk(body)
+    assert retry.errcode == 0
+    assert [entry.duplicate for entry in state.received()] == [False, True]
+
+
+@pytest.mark.asyncio
+async def test_a_delay_holds_back_an_injected_error_too(robots: RobotClient, state: SandboxState) -> None:
+    state.inject_fault("wecom_robot", "ops", http_status=504, delay=0.5)
+
+    with pytest.raises(asyncio.TimeoutError):
+        await robots.wecom(HELLO, timeout=aiohttp.ClientTimeout(total=0.1))
+    assert [entry.http_status for entry in state.received()] == [504]
+
+
+@pytest.mark.asyncio
+async def test_stopping_the_server_cuts_an_injected_delay_short(state: SandboxState) -> None:
+    state.inject_fault("wecom_robot", "ops", delay=60)
+    server = SandboxServer(state)
+    await server.start()
+
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(
+            RobotClient(session, server.url).wecom(HELLO, timeout=aiohttp.ClientTimeout(total=30))
+        )
+        await asyncio.sleep(0.3)  # let the request arrive; it is recorded, then held back
+        assert len(state.received()) == 1
+        started = time.monotonic()
+        await server.stop()
+        stopped_in = time.monotonic() - started
+        await asyncio.gather(request, return_exceptions=True)
+
+    assert stopped_in < 5
+
+
+def test_injecting_a_fault_for_an_unknown_robot_or_channel_raises(state: SandboxState) -> None:
+    with pytest.raises(KeyError):
+        state.inject_fault("wecom_robot", "nobody", http_status=500)
+    with pytest.raises(KeyError):
+        state.inject_fault("smoke_signal", "ops", http_status=500)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{}, {"http_status": 99}, {"delay": -1.0}, {"errmsg": "alone"}, {"http_status": 500, "times": 0}],
+    ids=["nothing to do", "bad status", "negative delay", "errmsg without errcode", "zero times"],
+)
+def test_a_meaningless_fault_is_refused(state: SandboxState, fault: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        state.inject_fault("wecom_robot", "ops", **fault)
