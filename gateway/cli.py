@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from gateway.config import Config, ConfigError, load_config
 from gateway.logs import configure_logging
+from gateway.tenants import hash_key
 
 log = logging.getLogger("gateway.cli")
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8480"
@@ -42,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config")
 
+    commands.add_parser(
+        "hash-key", help="read an API key on stdin, print the hash to put in tenants.api_keys"
+    )
+
     args = parser.parse_args(argv)
+    if args.command == "hash-key":
+        key = sys.stdin.readline().strip()
+        if not key:
+            print("notify-gateway: hash-key: give the API key on standard input", file=sys.stderr)
+            return 2
+        print(hash_key(key))
+        return 0
     configure_logging(args.log_level.upper())
     try:
         config = load_config(args.config)
@@ -59,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(config: Config, sandbox_listen: str | None) -> int:
     from gateway.server import GatewayServer, run_until_signalled
+    from gateway.telemetry import TelemetryOptions, setup_telemetry
 
+    setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
     async with contextlib.AsyncExitStack() as stack:
         if sandbox_listen is not None:
             await stack.enter_async_context(_sandbox(config, sandbox_listen))

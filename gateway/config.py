@@ -16,11 +16,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.channels.base import AccountSettings
 from gateway.channels.registry import CHANNELS
 from gateway.redaction import register_secrets
+from gateway.tenants import ALL_ACCOUNTS, parse_key_hash
 
 CONFIG_ENV = "NOTIFY_GATEWAY_CONFIG"
 EXAMPLE_CONFIG = "example-config.yaml"
@@ -57,15 +58,50 @@ class ServerSettings(_Strict):
 
 
 class TelemetrySettings(_Strict):
-    exporter: Literal["none", "console", "otlp"] = "none"
-    endpoint: str | None = None
+    exporter: Literal["none", "console", "otlp"] = "none"  # where traces (and, for otlp, metrics) go
+    endpoint: str | None = None  # OTLP collector; the exporter's default when unset
+    protocol: Literal["grpc", "http"] = "grpc"  # OTLP over gRPC (4317) or HTTP/protobuf (4318)
+    prometheus_listen: str | None = None  # host:port to serve /metrics for Prometheus
+    service_name: str = "notify-gateway"
+
+
+class QuotaSettings(_Strict):
+    sends_per_minute: int | None = Field(default=None, gt=0)  # across all replicas
+
+
+class TenantSettings(_Strict):
+    name: str = Field(min_length=1)
+    api_keys: list[str] = Field(min_length=1)  # sha256:<hex> hashes, never keys in clear
+    accounts: list[str] = Field(min_length=1)  # account ids this tenant may use, or "*"
+    quotas: QuotaSettings = QuotaSettings()
+
+    @field_validator("api_keys")
+    @classmethod
+    def _hashes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_key_hash(value)
+        return values
 
 
 class Config(_Strict):
     server: ServerSettings = ServerSettings()
     token_store: str = "memory://"
+    key_namespace: str = Field(default="notify", pattern=r"^[A-Za-z0-9_.-]+$")  # prefix of every Redis key
     telemetry: TelemetrySettings = TelemetrySettings()
+    tenants: list[TenantSettings] = Field(default_factory=list)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tenants_name_known_accounts(self) -> Config:
+        names: set[str] = set()
+        for i, tenant in enumerate(self.tenants):
+            if tenant.name in names:
+                raise ValueError(f"tenants.{i}.name: {tenant.name!r} is used twice")
+            names.add(tenant.name)
+            for account in tenant.accounts:
+                if account != ALL_ACCOUNTS and account not in self.accounts:
+                    raise ValueError(f"tenants.{i}.accounts: {account!r} is not a configured account")
+        return self
 
     @field_validator("token_store")
     @classmethod

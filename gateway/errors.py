@@ -123,6 +123,13 @@ class DeadlineExceeded(GatewayError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class Aborted(GatewayError):
+    """A concurrent request holds what this one needs (the same idempotency key); retry later."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "ABORTED"
+
+
 class Unimplemented(GatewayError):
     code = grpc.StatusCode.UNIMPLEMENTED
     reason = "UNIMPLEMENTED"

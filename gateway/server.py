@@ -12,13 +12,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.accounts import Accounts
-from gateway.chain.chains import build_chains
+from gateway.chain.chains import Dependencies, build_chains
 from gateway.channels.transport import AiohttpTransport, VendorTransport
 from gateway.config import Config
 from gateway.interceptors.access_log import AccessLogInterceptor
+from gateway.interceptors.auth import AuthInterceptor
 from gateway.interceptors.errors import ErrorInterceptor
+from gateway.interceptors.tracing import TracingInterceptor
 from gateway.service import NotificationService
-from gateway.tokens import TokenManager, open_token_store
+from gateway.store.stores import open_stores
+from gateway.tenants import Tenant, Tenants, parse_key_hash
+from gateway.tokens import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
 
@@ -32,18 +36,38 @@ class GatewayServer:
     def __init__(self, config: Config, *, transport: VendorTransport | None = None) -> None:
         self.config = config
         self.transport = transport or AiohttpTransport()
-        self.tokens = TokenManager(open_token_store(config.token_store))
+        self.stores = open_stores(config.token_store, config.key_namespace)
+        self.tokens = TokenManager(self.stores.tokens)
         self.accounts = Accounts(config.accounts, self.transport, self.tokens)
-        # Outermost first: the access log sees the status the error interceptor produced.
+        self.tenants = Tenants(
+            Tenant(
+                name=t.name,
+                key_hashes=tuple(parse_key_hash(k) for k in t.api_keys),
+                accounts=frozenset(t.accounts),
+                sends_per_minute=t.quotas.sends_per_minute,
+            )
+            for t in config.tenants
+        )
+        if not self.tenants.enabled:
+            log.warning("no tenants configured: calls are not authenticated and may use every account")
+        # Outermost first: the server span covers everything; the access log sees the status the
+        # error interceptor produced (and the trace id); the error interceptor maps what
+        # authentication raises.
         self._server = grpc.aio.server(
-            interceptors=[AccessLogInterceptor(), ErrorInterceptor()],
+            interceptors=[
+                TracingInterceptor(),
+                AccessLogInterceptor(),
+                ErrorInterceptor(),
+                AuthInterceptor(self.tenants),
+            ],
             options=[
                 ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
         pb_grpc.add_NotificationServiceServicer_to_server(
-            NotificationService(build_chains(self.accounts)), self._server
+            NotificationService(build_chains(Dependencies(self.accounts, self.stores))),
+            self._server,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -89,6 +113,7 @@ class GatewayServer:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         await self.tokens.close()
+        await self.stores.close()
         await self.transport.close()
         log.info("gateway stopped")
 

@@ -8,7 +8,6 @@ import grpc
 
 from gateway.chain.chains import Chains
 from gateway.chain.context import CallContext
-from gateway.errors import Unimplemented
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
 
@@ -18,15 +17,15 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self._chains = chains
 
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
-        ctx = CallContext.with_timeout("send", request, context.time_remaining())
-        return await self._chains.send(ctx)
+        return await self._chains.send(CallContext.with_timeout("send", request, context.time_remaining()))
 
     async def Recall(self, request: pb.RecallRequest, context: grpc.aio.ServicerContext) -> pb.RecallResponse:
-        raise Unimplemented(
-            "Recall needs message records and an application channel; no channel here recalls yet"
+        return await self._chains.recall(
+            CallContext.with_timeout("recall", request, context.time_remaining())
         )
 
     async def UploadMedia(
         self, request_iterator: AsyncIterator[pb.UploadMediaRequest], context: grpc.aio.ServicerContext
     ) -> pb.UploadMediaResponse:
-        raise Unimplemented("UploadMedia is not available yet")
+        ctx = CallContext.with_timeout("upload", request_iterator, context.time_remaining())
+        return await self._chains.upload(ctx)

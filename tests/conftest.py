@@ -6,24 +6,46 @@ vendor calls, and the sandbox's aiohttp server. Nothing is patched.
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import grpc
 import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import Config, parse_config
 from gateway.sandbox import SandboxServer, SandboxState
 from gateway.server import GatewayServer
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
+from tests.redis_server import shared_redis_url
 
 # Credentials the sandbox knows; the gateway's config carries the same ones.
 WECOM_KEY = "wecom-key-0f3a9c1d"
 DINGTALK_TOKEN = "dingtalk-token-7b2e4f60"
 DINGTALK_SECRET = "SECdingtalk-secret-5c8d1e2f"
 DINGTALK_PLAIN_TOKEN = "dingtalk-plain-token-93ab"
-SECRETS = (WECOM_KEY, DINGTALK_TOKEN, DINGTALK_SECRET, DINGTALK_PLAIN_TOKEN)
+WECOM_CORP_ID = "ww-corp-4d2a"
+WECOM_CORP_SECRET = "wecom-corp-secret-6e1f3b9a"
+WECOM_AGENT_ID = 1000002
+DINGTALK_APP_KEY = "ding-app-key-81c7"
+DINGTALK_APP_SECRET = "dingtalk-app-secret-2f9d4c7e"
+DINGTALK_AGENT_ID = 2000003
+SECRETS = (
+    WECOM_KEY,
+    DINGTALK_TOKEN,
+    DINGTALK_SECRET,
+    DINGTALK_PLAIN_TOKEN,
+    WECOM_CORP_SECRET,
+    DINGTALK_APP_SECRET,
+)
 
 
 def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float = 2.0) -> Config:
@@ -49,6 +71,20 @@ def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float
             access_token: {DINGTALK_PLAIN_TOKEN}
             base_url: {sandbox_url}
             timeout_seconds: {timeout}
+          corp-app:
+            channel: wecom_app
+            corp_id: {WECOM_CORP_ID}
+            corp_secret: {WECOM_CORP_SECRET}
+            agent_id: {WECOM_AGENT_ID}
+            base_url: {sandbox_url}
+            timeout_seconds: {timeout}
+          ding-app:
+            channel: dingtalk_work
+            app_key: {DINGTALK_APP_KEY}
+            app_secret: {DINGTALK_APP_SECRET}
+            agent_id: {DINGTALK_AGENT_ID}
+            base_url: {sandbox_url}
+            timeout_seconds: {timeout}
         """
     )
     return parse_config(text + textwrap.indent(textwrap.dedent(extra_accounts), "  "))
@@ -58,6 +94,48 @@ def seed_sandbox(state: SandboxState) -> None:
     state.add_wecom_robot("team-wecom", WECOM_KEY)
     state.add_dingtalk_robot("ops-dingtalk", DINGTALK_TOKEN, secret=DINGTALK_SECRET)
     state.add_dingtalk_robot("plain-dingtalk", DINGTALK_PLAIN_TOKEN)
+    state.add_wecom_app("corp-app", WECOM_CORP_ID, WECOM_CORP_SECRET, WECOM_AGENT_ID)
+    state.add_dingtalk_app("ding-app", DINGTALK_APP_KEY, DINGTALK_APP_SECRET, DINGTALK_AGENT_ID)
+
+
+_SPANS = InMemorySpanExporter()
+_METRICS = InMemoryMetricReader()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def telemetry() -> None:
+    """In-memory OpenTelemetry providers for the whole session, installed the way start-up does."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_SPANS))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS]))
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """The spans finished during this test (cleared at its start)."""
+    _SPANS.clear()
+    return _SPANS
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    return _METRICS
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis shared by the session; tests keep apart by using their own key namespace."""
+    url, process = shared_redis_url()
+    yield url
+    if process is not None:
+        process.cleanup()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A Redis key prefix of this test's own, so tests never see each other's keys."""
+    return f"notify-test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -66,6 +144,16 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
     seed_sandbox(state)
     async with SandboxServer(state) as server:
         yield server
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(config: Config, sandbox: SandboxState) -> AsyncIterator[Gateway]:
+    """A gateway for a config of the test's own, with a connected stub."""
+    async with (
+        GatewayServer(config) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield Gateway(server, pb_grpc.NotificationServiceStub(channel), channel, sandbox)
 
 
 @dataclass
@@ -78,8 +166,5 @@ class Gateway:
 
 @pytest.fixture
 async def gateway(sandbox: SandboxServer) -> AsyncIterator[Gateway]:
-    async with (
-        GatewayServer(gateway_config(sandbox.url)) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
-        yield Gateway(server, pb_grpc.NotificationServiceStub(channel), channel, sandbox.state)
+    async with running_gateway(gateway_config(sandbox.url), sandbox.state) as gateway:
+        yield gateway

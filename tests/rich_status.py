@@ -17,7 +17,7 @@ class RichError:
     retry_delay: float | None = None
 
 
-def rich_error(error: grpc.aio.AioRpcError) -> RichError:
+def rich_error(error: grpc.aio.AioRpcError | grpc.Call) -> RichError:
     found = RichError(error.code(), error.details() or "")
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":

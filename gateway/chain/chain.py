@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from gateway.chain.context import CallContext
+from gateway.telemetry import tracer
 
 ResponseT = TypeVar("ResponseT")
 Next = Callable[[], Awaitable[Any]]
@@ -22,15 +23,19 @@ class Chain(Generic[ResponseT]):
             raise ValueError(f"chain {name} has no steps")
         self.name = name
         self.steps = tuple(steps)
+        self._names = tuple(getattr(s, "__name__", type(s).__name__) for s in self.steps)
 
     async def __call__(self, ctx: CallContext[Any]) -> ResponseT:
         result: ResponseT = await self._run(0, ctx)
         return result
 
-    def _run(self, index: int, ctx: CallContext[Any]) -> Awaitable[Any]:
+    async def _run(self, index: int, ctx: CallContext[Any]) -> Any:
         if index == len(self.steps):
             raise RuntimeError(f"chain {self.name}: the last step called next")
-        return self.steps[index](ctx, lambda: self._run(index + 1, ctx))
+        step = self.steps[index]
+        # One span per step; they nest, so the trace shows how far a call got and where time went.
+        with tracer.start_as_current_span(f"{self.name}.{self._names[index]}", record_exception=False):
+            return await step(ctx, lambda: self._run(index + 1, ctx))
 
     def __repr__(self) -> str:
         names = " -> ".join(getattr(s, "__name__", type(s).__name__) for s in self.steps)

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import trace
+
 from gateway.channels.base import ChannelAdapter, Outgoing
 
 RequestT = TypeVar("RequestT")
@@ -16,11 +18,17 @@ class CallContext(Generic[RequestT]):
     operation: str  # the chain's name: send, recall, upload
     request: RequestT
     deadline: float | None = None  # time.monotonic() by which the caller stops waiting
-    tenant: str | None = None
+    tenant: str = ""  # set by authentication; "" when the gateway runs without tenants
+    account_id: str = ""  # the account the request acts on (from the request, or its message record)
     message_id: str = ""
     adapter: ChannelAdapter | None = None  # set by resolve_account
     outgoing: Outgoing | None = None  # set by check_message
     attributes: dict[str, Any] = field(default_factory=dict)  # for steps that add their own facts
+    span: trace.Span = field(default_factory=trace.get_current_span)  # the RPC's server span
+
+    def annotate(self, key: str, value: str) -> None:
+        """Puts a fact an SRE searches by (notify.account, notify.message_id...) on the RPC's span."""
+        self.span.set_attribute(key, value)
 
     @classmethod
     def with_timeout(

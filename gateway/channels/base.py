@@ -14,11 +14,14 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
+from gateway.channels.media_rules import MediaRule
 from gateway.channels.transport import FilePart, TransportError, TransportTimeout, VendorTransport
 from gateway.errors import (
     FailedPrecondition,
@@ -29,6 +32,8 @@ from gateway.errors import (
     Violation,
 )
 from gateway.redaction import redact
+from gateway.store.rate_limits import RateLimit
+from gateway.telemetry import tracer, vendor_errors
 from gateway.tokens.manager import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -46,6 +51,8 @@ class AccountSettings(BaseModel):
     base_url: HttpUrl | None = None  # None: the vendor's real endpoint; the sandbox in development
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # Sends a minute across all replicas; None: the channel's vendor limit; 0: no gateway limit.
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
 
     def secret_values(self) -> list[str]:
         """Every credential in these settings, so they can be kept out of logs and errors."""
@@ -60,7 +67,7 @@ class AccountSettings(BaseModel):
 class Rejected:
     """A recipient the vendor refused while delivering to the others."""
 
-    kind: int  # pb.RecipientKind
+    kind: pb.RecipientKind.ValueType
     id: str
     reason: str
 
@@ -69,18 +76,38 @@ class Rejected:
 class Delivery:
     """What an adapter reports back, the same shape for every vendor (Novu's provider contract)."""
 
-    state: int  # pb.MessageState
+    state: pb.MessageState.ValueType
     vendor_message_id: str = ""
     rejected: tuple[Rejected, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MediaUpload:
+    """A whole file, received and checked, ready for the vendor's upload endpoint."""
+
+    type: pb.MediaType.ValueType
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedMedia:
+    media_id: str
+    expires_at: float | None  # unix seconds; None where the vendor keeps media forever
+
+
 @dataclass(slots=True)
 class Outgoing:
-    """A request turned into the vendor's JSON, ready to send; built before any I/O."""
+    """A request turned into the vendor's JSON, ready to send; built before any I/O.
+
+    ``pending_media`` is raw bytes that must be uploaded first (an image sent as bytes to an
+    application channel): the upload's media_id goes into the given dict of the payload.
+    """
 
     kind: str
     payload: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    pending_media: tuple[MediaUpload, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,14 @@ class ChannelAdapter(ABC):
         self.transport = transport
         self.base_url = str(settings.base_url or self.default_base_url).rstrip("/")
         self._tokens = tokens
+        per_minute = settings.rate_limit_per_minute
+        self.rate_limit = (
+            self.default_rate_limit
+            if per_minute is None
+            else RateLimit(per_minute, 60.0)
+            if per_minute
+            else None
+        )
         if self.uses_token:
             if tokens is None:
                 raise ValueError(f"channel {self.channel} needs a token manager")
@@ -127,6 +162,10 @@ class ChannelAdapter(ABC):
 
     #: Whether calls carry an access token from ``fetch_token`` (application channels do, robots don't).
     uses_token: ClassVar[bool] = False
+    #: The vendor's send limit per account, enforced by the gateway before the vendor sees excess.
+    default_rate_limit: ClassVar[RateLimit | None] = None
+    #: Media types this channel can upload (pb.MediaType -> rule); empty: no UploadMedia.
+    media: ClassVar[Mapping[pb.MediaType.ValueType, MediaRule]] = {}
 
     # -- what each channel implements -------------------------------------------------------
 
@@ -137,6 +176,14 @@ class ChannelAdapter(ABC):
     @abstractmethod
     async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
         """Sends a prepared payload."""
+
+    async def recall(self, vendor_message_id: str, *, deadline: float | None) -> None:
+        """Withdraws a sent message; only channels with ``recallable = True`` implement it."""
+        raise NotImplementedError(f"channel {self.channel} cannot recall")
+
+    async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
+        """Uploads a checked file; only channels with ``media`` rules implement it."""
+        raise NotImplementedError(f"channel {self.channel} takes no uploads")
 
     async def fetch_token(self, deadline: float | None) -> tuple[str, float]:
         """Asks the vendor for a new access token: (token, expires_in seconds)."""
@@ -176,6 +223,7 @@ class ChannelAdapter(ABC):
                     "vendor rejected the access token; refreshing",
                     extra={"channel": self.channel, "account": self.account_id, "errcode": error.errcode},
                 )
+                trace.get_current_span().add_event("token.rejected", {"notify.vendor.errcode": error.errcode})
                 await self._tokens.invalidate(self.account_id, token)
                 token = await self._tokens.get(self.account_id, deadline=deadline)
         raise AssertionError("unreachable")
@@ -211,6 +259,32 @@ class ChannelAdapter(ABC):
         delivered); timeouts and HTTP 500 only where the channel is idempotent. Never past the
         caller's deadline.
         """
+        with tracer.start_as_current_span(
+            f"vendor {self.channel} {path}",
+            attributes={
+                "notify.channel": self.channel,
+                "notify.account": self.account_id,
+                "notify.vendor.path": path,
+            },
+            record_exception=False,
+        ) as span:
+            try:
+                return await self._call(method, path, params, json_body, file, deadline)
+            except VendorError as error:
+                span.set_attribute("notify.vendor.errcode", error.errcode)
+                span.set_status(Status(StatusCode.ERROR, f"vendor errcode {error.errcode}"))
+                vendor_errors.add(1, {"notify.channel": self.channel, "notify.vendor.errcode": error.errcode})
+                raise
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        file: FilePart | None,
+        deadline: float | None,
+    ) -> dict[str, Any]:
         url = self.base_url + path
         attempts = self.settings.max_attempts
         for attempt in range(1, attempts + 1):
@@ -253,6 +327,9 @@ class ChannelAdapter(ABC):
             log.info(
                 "vendor retry",
                 extra={"channel": self.channel, "account": self.account_id, "reason": retry_reason},
+            )
+            trace.get_current_span().add_event(
+                "vendor.retry", {"attempt": attempt, "reason": retry_reason, "delay_seconds": delay}
             )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises

@@ -19,6 +19,7 @@ from gateway.channels import checks
 from gateway.channels.base import AccountSettings, ChannelAdapter, Delivery, ErrorTable, Outgoing
 from gateway.channels.transport import encode_json
 from gateway.errors import VendorOutcome, Violation
+from gateway.store.rate_limits import RateLimit
 from generated.notify.v1 import notification_service_pb2 as pb
 
 BODY_LIMIT = 20_000  # bytes; over it the vendor answers 460101
@@ -47,6 +48,8 @@ class DingTalkRobot(ChannelAdapter):
     default_base_url = "https://oapi.dingtalk.com"
     kinds = frozenset({"text", "markdown", "link", "action_card", "feed_card"})
     retry_is_idempotent = True  # msgUuid
+    # 20 messages a minute per robot; a second of margin for the trip to the vendor.
+    default_rate_limit = RateLimit(20, 61.0)
     errors = ErrorTable(
         {
             -1: VendorOutcome.RETRY,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+from opentelemetry import propagate
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class AiohttpTransport:
     ) -> VendorReply:
         data: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] = {}
+        propagate.inject(headers)  # W3C trace context, so a vendor-side trace could join ours
         if file is not None:
             form = aiohttp.FormData()
             form.add_field(file.field, file.content, filename=file.filename, content_type=file.content_type)

@@ -13,12 +13,25 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
-from gateway.channels.base import AccountSettings, ChannelAdapter, Delivery, ErrorTable, Outgoing, Rejected
+from gateway.channels.base import (
+    AccountSettings,
+    ChannelAdapter,
+    Delivery,
+    ErrorTable,
+    MediaUpload,
+    Outgoing,
+    Rejected,
+    UploadedMedia,
+)
+from gateway.channels.media_rules import MB, MediaRule, image_upload_name, type_name, uploaded_at
+from gateway.channels.recall_errors import recall_refused
 from gateway.channels.template_card import card_to_json
+from gateway.channels.transport import FilePart
 from gateway.errors import VendorError, VendorOutcome, Violation
 from generated.notify.v1 import notification_service_pb2 as pb
 
 VENDOR = "WeCom app"
+MEDIA_LIFETIME = 3 * 86400.0  # a media_id works for 3 days
 TEXT_LIMIT = 2048  # bytes, text and markdown
 USER_LIMIT = 1000
 PARTY_TAG_LIMIT = 100
@@ -90,6 +103,13 @@ class WeComApp(ChannelAdapter):
         rate_limit_retry_after=60.0,
     )
 
+    media = {
+        pb.MEDIA_TYPE_IMAGE: MediaRule(10 * MB, frozenset({"jpg", "jpeg", "png"}), "WeCom app images"),
+        pb.MEDIA_TYPE_VOICE: MediaRule(2 * MB, frozenset({"amr"}), "WeCom app voice clips"),
+        pb.MEDIA_TYPE_VIDEO: MediaRule(10 * MB, frozenset({"mp4"}), "WeCom app videos"),
+        pb.MEDIA_TYPE_FILE: MediaRule(20 * MB, frozenset(), "WeCom app files"),
+    }
+
     settings: WeComAppSettings
 
     async def fetch_token(self, deadline: float | None) -> tuple[str, float]:
@@ -121,11 +141,18 @@ class WeComApp(ChannelAdapter):
         if builder is None:
             raise self.unsupported(kind)
         msgtype, content, found = builder(message)
+        if kind == "image" and message.image.WhichOneof("source") == "data":
+            found += _inline_image(message.image.data, self.media[pb.MEDIA_TYPE_IMAGE])
         violations += found
         body["msgtype"] = msgtype
         body[msgtype] = content
         self.raise_violations(violations)
-        return Outgoing(kind, body)
+        outgoing = Outgoing(kind, body)
+        if kind == "image" and message.image.WhichOneof("source") == "data":
+            filename, content_type = image_upload_name(message.image.data)
+            upload = MediaUpload(pb.MEDIA_TYPE_IMAGE, filename, content_type, message.image.data)
+            outgoing.pending_media = (upload, content)
+        return outgoing
 
     async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
         answer = await self.call_with_token(
@@ -141,6 +168,26 @@ class WeComApp(ChannelAdapter):
             state=pb.MESSAGE_STATE_SENT, vendor_message_id=str(answer.get("msgid", "")), rejected=rejected
         )
 
+    async def recall(self, vendor_message_id: str, *, deadline: float | None) -> None:
+        try:
+            await self.call_with_token(
+                "POST", "/cgi-bin/message/recall", json_body={"msgid": vendor_message_id}, deadline=deadline
+            )
+        except VendorError as error:
+            raise recall_refused(error, VENDOR) from None
+
+    async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
+        answer = await self.call_with_token(
+            "POST",
+            "/cgi-bin/media/upload",
+            params={"type": type_name(media.type)},
+            file=FilePart(
+                "media", media.filename, media.content_type or "application/octet-stream", media.data
+            ),
+            deadline=deadline,
+        )
+        return UploadedMedia(str(answer["media_id"]), uploaded_at(answer) + MEDIA_LIFETIME)
+
 
 _REJECTION_FIELDS = (
     ("invaliduser", pb.RECIPIENT_KIND_USER, "invalid"),
@@ -148,6 +195,16 @@ _REJECTION_FIELDS = (
     ("invalidtag", pb.RECIPIENT_KIND_TAG, "invalid"),
     ("unlicenseduser", pb.RECIPIENT_KIND_USER, "unlicensed"),
 )
+
+
+def _inline_image(data: bytes, rule: MediaRule) -> list[Violation]:
+    """Image bytes are uploaded before delivery, so they must pass the upload's rules now."""
+    found = []
+    if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+        found.append(Violation("message.image.data", "is not a JPG or PNG image; WeCom takes only those"))
+    if len(data) > rule.max_bytes:
+        found.append(Violation("message.image.data", rule.too_large(len(data))))
+    return found
 
 
 def _recipients(recipients: pb.Recipients) -> tuple[list[Violation], dict[str, Any]]:
@@ -219,8 +276,7 @@ def _markdown(message: pb.Message) -> Built:
 def _image(message: pb.Message) -> Built:
     image = message.image
     if image.WhichOneof("source") == "data":
-        why = "application messages take a media_id: upload the image with UploadMedia first"
-        return "image", {}, [Violation("message.image.data", why)]
+        return "image", {}, checks.required("message.image.data", image.data)  # uploaded before delivery
     return "image", {"media_id": image.media_id}, checks.required("message.image.media_id", image.media_id)
 
 

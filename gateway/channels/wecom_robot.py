@@ -13,9 +13,20 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
-from gateway.channels.base import AccountSettings, ChannelAdapter, Delivery, ErrorTable, Outgoing
+from gateway.channels.base import (
+    AccountSettings,
+    ChannelAdapter,
+    Delivery,
+    ErrorTable,
+    MediaUpload,
+    Outgoing,
+    UploadedMedia,
+)
+from gateway.channels.media_rules import MB, MediaRule, type_name, uploaded_at
 from gateway.channels.template_card import card_to_json
+from gateway.channels.transport import FilePart
 from gateway.errors import VendorOutcome, Violation
+from gateway.store.rate_limits import RateLimit
 from generated.notify.v1 import notification_service_pb2 as pb
 
 VENDOR = "WeCom robot"
@@ -23,6 +34,7 @@ TEXT_LIMIT = 2048  # bytes
 MARKDOWN_LIMIT = 4096  # bytes, markdown and markdown_v2
 IMAGE_LIMIT = 2 * 1024 * 1024  # raw bytes before base64
 CARD_TYPES = frozenset({"text_notice", "news_notice"})
+MEDIA_LIFETIME = 3 * 86400.0  # a media_id works for 3 days, for this robot only
 
 
 class WeComRobotSettings(AccountSettings):
@@ -35,6 +47,8 @@ class WeComRobot(ChannelAdapter):
     vendor_name = VENDOR
     default_base_url = "https://qyapi.weixin.qq.com"
     kinds = frozenset({"text", "markdown", "image", "news", "file", "voice", "template_card"})
+    # 20 messages a minute per robot; a second of margin for the trip to the vendor.
+    default_rate_limit = RateLimit(20, 61.0)
     errors = ErrorTable(
         {
             -1: VendorOutcome.RETRY,
@@ -54,6 +68,11 @@ class WeComRobot(ChannelAdapter):
         },
         rate_limit_retry_after=60.0,  # 20 messages a minute per robot
     )
+
+    media = {
+        pb.MEDIA_TYPE_FILE: MediaRule(20 * MB, frozenset(), "WeCom robot files"),
+        pb.MEDIA_TYPE_VOICE: MediaRule(2 * MB, frozenset({"amr"}), "WeCom robot voice clips"),
+    }
 
     settings: WeComRobotSettings
 
@@ -130,6 +149,18 @@ class WeComRobot(ChannelAdapter):
             "POST", "/cgi-bin/webhook/send", params=params, json_body=outgoing.payload, deadline=deadline
         )
         return Delivery(state=pb.MESSAGE_STATE_SENT)
+
+    async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
+        answer = await self.call(
+            "POST",
+            "/cgi-bin/webhook/upload_media",
+            params={"key": self.settings.key.get_secret_value(), "type": type_name(media.type)},
+            file=FilePart(
+                "media", media.filename, media.content_type or "application/octet-stream", media.data
+            ),
+            deadline=deadline,
+        )
+        return UploadedMedia(str(answer["media_id"]), uploaded_at(answer) + MEDIA_LIFETIME)
 
 
 def _article(article: pb.Article) -> dict[str, str]:

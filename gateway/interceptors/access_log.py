@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from gateway.errors import GatewayError
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
+from gateway.tenants import current_tenant
 
 log = logging.getLogger("gateway.access")
 
@@ -32,10 +34,14 @@ class AccessLogInterceptor(HandlerWrapper):
                 code = _CODES.get(code, grpc.StatusCode.UNKNOWN)
             raise
         finally:
+            tenant = current_tenant.get()
+            span_context = trace.get_current_span().get_span_context()
             fields = {
+                "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else "",
                 "rpc": method,
                 "status": code.name,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "tenant": tenant.name if tenant is not None else "",
                 "account": getattr(request, "account", "") or "",
             }
             log.info("rpc", extra=fields)

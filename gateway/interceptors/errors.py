@@ -15,7 +15,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, VendorError
+from gateway.interceptors.tracing import mark_span_failed
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.redaction import redact
 
@@ -41,6 +42,7 @@ class ErrorInterceptor(HandlerWrapper):
             return await invoke(request, context)
         except GatewayError as error:
             status = status_of(error)
+            mark_span_failed(error.status_code, status.message, _span_attributes(error))
             await context.abort(
                 error.status_code,
                 status.message,
@@ -50,6 +52,7 @@ class ErrorInterceptor(HandlerWrapper):
             raise
         except Exception:
             log.exception("unhandled error in %s", method)
+            mark_span_failed(grpc.StatusCode.INTERNAL, "internal error", {})
             internal = status_pb2.Status(
                 code=code_pb2.INTERNAL, message="internal error; see the gateway log"
             )
@@ -58,3 +61,11 @@ class ErrorInterceptor(HandlerWrapper):
                 internal.message,
                 trailing_metadata=((STATUS_DETAILS_KEY, internal.SerializeToString()),),
             )
+
+
+def _span_attributes(error: GatewayError) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {"notify.error.reason": error.reason}
+    if isinstance(error, VendorError):
+        attributes["notify.vendor.errcode"] = error.errcode
+        attributes["notify.vendor.errmsg"] = error.errmsg  # already redacted
+    return attributes

@@ -8,7 +8,7 @@ from typing import Final, Self
 
 from aiohttp import web
 
-from gateway.sandbox import delays, dingtalk_robot, inspection, wecom_robot
+from gateway.sandbox import delays, dingtalk_robot, dingtalk_work, inspection, wecom_app, wecom_robot
 from gateway.sandbox.access_log import RedactedAccessLogger
 from gateway.sandbox.state import SandboxState
 
@@ -19,10 +19,13 @@ RoutesFactory = Callable[[SandboxState], list[web.RouteDef]]
 VENDOR_CHANNELS: Final[tuple[RoutesFactory, ...]] = (
     wecom_robot.routes,
     dingtalk_robot.routes,
+    wecom_app.routes,
+    dingtalk_work.routes,
 )
 
-# Robot images are 2 MB raw (~2.7 MB as base64) and media uploads go to 20 MB; the body must
-# reach the emulator so it can answer the vendor's size errcode instead of aiohttp's HTTP 413.
+# Robot images are 2 MB raw (~2.7 MB as base64) inside a JSON body; the body must reach the
+# emulator so it can answer the vendor's size errcode instead of aiohttp's HTTP 413. (Media uploads
+# are streamed by `media_upload`, which stops at each type's own limit; this cap does not apply.)
 CLIENT_MAX_SIZE: Final = 32 * 1024 * 1024
 
 

@@ -13,12 +13,15 @@ from aiohttp import web
 
 from gateway.sandbox.answers import OK, Answer, Rejection
 from gateway.sandbox.channels import DINGTALK_ROBOT
+from gateway.sandbox.dingtalk_errmsg import dingtalk_errmsg
 from gateway.sandbox.dingtalk_robot_payload import BODY_MAX_BYTES, check_dingtalk_robot_message
 from gateway.sandbox.dingtalk_security import check_keywords, check_signature
-from gateway.sandbox.robot_endpoint import Delivery, serve_robot_call
+from gateway.sandbox.endpoint import Delivery
+from gateway.sandbox.paths import DINGTALK_ROBOT_SEND
+from gateway.sandbox.robot_endpoint import serve_robot_call
 from gateway.sandbox.state import SandboxState
 
-SEND_PATH: Final = "/robot/send"
+SEND_PATH: Final = DINGTALK_ROBOT_SEND
 THROTTLE_SECONDS: Final = 600.0
 """Over 20 messages a minute, the vendor refuses every send from the robot for 10 minutes."""
 _TOO_FAST: Final = "send too fast, exceed 20 times per minute"
@@ -65,12 +68,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
             channel=DINGTALK_ROBOT,
             robot=state.dingtalk_robots.name_for(token),
             decide=decide,
-            style=_plain_errmsg,
+            style=dingtalk_errmsg,
         )
 
     return [web.post(SEND_PATH, send)]
-
-
-def _plain_errmsg(errcode: int, text: str, request: web.Request) -> str:
-    """DingTalk's errmsg is the bare text (no request id or caller IP)."""
-    return text

@@ -37,26 +37,36 @@ class Fault:
 
 
 class FaultQueue:
-    """Pending faults per (channel, robot), played one per request in the order injected."""
+    """Pending faults per (channel, robot or app), played one per request in the order injected.
+
+    A fault may be aimed at one path (e.g. only the app's gettoken); it is then skipped by
+    requests to the other paths, which take the next fault aimed at them or at any path.
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[tuple[str, str], deque[Fault]] = {}
+        self._pending: dict[tuple[str, str], deque[tuple[str | None, Fault]]] = {}
 
-    def add(self, channel: str, robot: str, fault: Fault, times: int = 1) -> None:
-        """Queue `fault` for the next `times` requests to that robot."""
+    def add(self, channel: str, robot: str, fault: Fault, times: int = 1, path: str | None = None) -> None:
+        """Queue `fault` for the next `times` requests to that robot or app (to `path` only, if given)."""
         if times < 1:
             raise ValueError("times must be >= 1")
-        self._pending.setdefault((channel, robot), deque()).extend([fault] * times)
+        self._pending.setdefault((channel, robot), deque()).extend([(path, fault)] * times)
 
-    def take(self, channel: str, robot: str) -> Fault | None:
-        """The fault for the request now arriving at that robot, if one is pending."""
+    def take(self, channel: str, robot: str, path: str | None = None) -> Fault | None:
+        """The fault for the request now arriving at that robot or app, if one is pending.
+
+        `path` is the request's path; None takes the first pending fault whatever it aims at.
+        """
         queue = self._pending.get((channel, robot))
         if not queue:
             return None
-        fault = queue.popleft()
-        if not queue:
-            del self._pending[(channel, robot)]
-        return fault
+        for index, (target, fault) in enumerate(queue):
+            if path is None or target is None or target == path:
+                del queue[index]
+                if not queue:
+                    del self._pending[(channel, robot)]
+                return fault
+        return None
 
     def clear(self) -> None:
         """Drop every pending fault."""

@@ -1,23 +1,27 @@
 """The sandbox's own HTTP API under `/_sandbox/`: see what arrived, move time, inject faults.
 
 For people poking at a running sandbox (curl) and for tests in other processes; in-process tests
-can use `SandboxState` directly. Nothing here ever returns a robot's key, token or secret.
+can use `SandboxState` directly. Nothing here ever returns a robot's key, token or secret, nor an
+app's secret or access token. The app and media routes live in `inspection_apps`.
 (Named `inspection`, not `inspect`, so it never shadows the standard library module.)
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.sandbox import inspection_apps
 from gateway.sandbox.channels import DINGTALK_ROBOT, WECOM_ROBOT
+from gateway.sandbox.inspection_http import bad_request, is_number, json_answer, json_object, not_found
+from gateway.sandbox.paths import PREFIX
 from gateway.sandbox.state import SandboxState
 
-PREFIX: Final = "/_sandbox"
-_FAULT_FIELDS: Final = frozenset({"channel", "robot", "http_status", "delay", "errcode", "errmsg", "times"})
+_FAULT_FIELDS: Final = frozenset(
+    {"channel", "robot", "http_status", "delay", "errcode", "errmsg", "times", "path"}
+)
 
 
 def routes(state: SandboxState) -> list[web.RouteDef]:
@@ -28,7 +32,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         robot = request.query.get("robot") or None
         only_delivered = request.query.get("delivered", "").lower() in {"1", "true", "yes"}
         entries = (state.delivered if only_delivered else state.received)(channel, robot)
-        return _json([asdict(entry) for entry in entries])
+        return json_answer([asdict(entry) for entry in entries])
 
     async def clear_messages(_: web.Request) -> web.Response:
         state.clear()
@@ -48,43 +52,46 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
             }
             for robot in state.dingtalk_robots
         ]
-        return _json(robots)
+        return json_answer(robots)
 
     async def read_clock(_: web.Request) -> web.Response:
-        return _json({"now": state.clock.now()})
+        return json_answer({"now": state.clock.now()})
 
     async def advance_clock(request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         seconds = body.get("advance")
-        if not _is_number(seconds):
-            raise _bad_request('expected {"advance": <seconds>}')
+        if not is_number(seconds):
+            raise bad_request('expected {"advance": <seconds>}')
         try:
             state.clock.advance(seconds)
         except ValueError as error:
-            raise _bad_request(str(error)) from None
-        return _json({"now": state.clock.now()})
+            raise bad_request(str(error)) from None
+        return json_answer({"now": state.clock.now()})
 
     async def inject_fault(request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         unknown = set(body) - _FAULT_FIELDS
         if unknown:
-            raise _bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
+            raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
         channel, robot = body.get("channel"), body.get("robot")
         if not isinstance(channel, str) or not isinstance(robot, str):
-            raise _bad_request("channel and robot are required strings")
+            raise bad_request("channel and robot are required strings")
         times = body.get("times", 1)
         if not isinstance(times, int) or isinstance(times, bool):
-            raise _bad_request("times must be an integer")
+            raise bad_request("times must be an integer")
         for name in ("http_status", "errcode"):
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise _bad_request(f"{name} must be an integer")
+                raise bad_request(f"{name} must be an integer")
         delay = body.get("delay")
-        if delay is not None and not _is_number(delay):
-            raise _bad_request("delay must be a number of seconds")
+        if delay is not None and not is_number(delay):
+            raise bad_request("delay must be a number of seconds")
         errmsg = body.get("errmsg")
         if errmsg is not None and not isinstance(errmsg, str):
-            raise _bad_request("errmsg must be a string")
+            raise bad_request("errmsg must be a string")
+        path = body.get("path")
+        if path is not None and not isinstance(path, str):
+            raise bad_request("path must be a string")
         try:
             state.inject_fault(
                 channel,
@@ -94,14 +101,13 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
                 errcode=body.get("errcode"),
                 errmsg=errmsg,
                 times=times,
+                path=path,
             )
         except KeyError as error:
-            raise web.HTTPNotFound(
-                text=json.dumps({"error": error.args[0]}), content_type="application/json"
-            ) from None
+            raise not_found(error.args[0]) from None
         except ValueError as error:
-            raise _bad_request(str(error)) from None
-        return _json({"channel": channel, "robot": robot, "times": times}, status=201)
+            raise bad_request(str(error)) from None
+        return json_answer({"channel": channel, "robot": robot, "times": times}, status=201)
 
     async def clear_faults(_: web.Request) -> web.Response:
         state.clear_faults()
@@ -115,26 +121,5 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         web.post(f"{PREFIX}/clock", advance_clock),
         web.post(f"{PREFIX}/faults", inject_fault),
         web.delete(f"{PREFIX}/faults", clear_faults),
+        *inspection_apps.routes(state),
     ]
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda value: json.dumps(value, ensure_ascii=False))
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _bad_request("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _bad_request("the body must be a JSON object")
-    return body
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _bad_request(reason: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": reason}), content_type="application/json")

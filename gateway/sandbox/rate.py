@@ -1,4 +1,4 @@
-"""Sliding-window rate limits, as both robot vendors apply them."""
+"""Sliding-window rate limits, as the vendors apply them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ class SlidingWindowLimit:
 
     Both robot vendors document "20 messages a minute per robot" (vendor-apis.md B and C) without
     saying whether the minute is fixed or sliding; a sliding window is the stricter reading, so a
-    gateway that passes against the sandbox also passes against either real behaviour.
+    gateway that passes against the sandbox also passes against either real behaviour. The app
+    channels' limits (30 a minute per WeCom member, 5000 DingTalk recipients a minute) are read
+    the same way; `count` lets one call use up several events (one per recipient).
     """
 
     def __init__(self, limit: int, window: float) -> None:
@@ -20,13 +22,17 @@ class SlidingWindowLimit:
         self.window = window
         self._events: deque[float] = deque()
 
-    def try_acquire(self, now: float) -> bool:
-        """Count one event at `now` if it fits in the window; say whether it did."""
+    def has_room(self, now: float, count: int = 1) -> bool:
+        """Whether `count` more events at `now` would fit, without counting them."""
         while self._events and self._events[0] <= now - self.window:
             self._events.popleft()
-        if len(self._events) >= self.limit:
+        return len(self._events) + count <= self.limit
+
+    def try_acquire(self, now: float, count: int = 1) -> bool:
+        """Count `count` events at `now` if they all fit in the window; say whether they did."""
+        if not self.has_room(now, count):
             return False
-        self._events.append(now)
+        self._events.extend([now] * count)
         return True
 
     def reset(self) -> None:

@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+GETTOKEN: Final = "gettoken"
+RECALL: Final = "recall"
+UPLOAD: Final = "upload"
+SEND_PROGRESS: Final = "getsendprogress"
+SEND_RESULT: Final = "getsendresult"
+
+CALL_MSGTYPES: Final = frozenset({GETTOKEN, RECALL, UPLOAD, SEND_PROGRESS, SEND_RESULT})
+"""`Received.msgtype` of calls that are not messages. No vendor msgtype has these names, so one
+journal can hold messages and calls while `delivered` still means "messages delivered"."""
 
 
 @dataclass(frozen=True)
 class Received:
-    """One request that reached a robot endpoint, and what the sandbox answered.
+    """One request that reached a vendor endpoint, and what the sandbox answered.
 
     Every request is recorded, accepted or not, so a test can assert both "exactly this JSON was
-    delivered" and "no vendor call was made". `robot` is the robot's name, never its key or token
-    (credentials must not leak into anything a person reads); it is None when the credential
-    matched no robot, past or present.
+    delivered" and "no vendor call was made". `robot` is the robot's or app's name, never its
+    key, token or secret (credentials must not leak into anything a person reads); it is None when
+    the credential matched no robot or app, past or present.
+
+    Messages are recorded under their msgtype; other calls under one of `CALL_MSGTYPES`, with a
+    body that never holds a credential: gettoken `{}`, recall and DingTalk task queries their
+    JSON body, uploads `{type, filename, content_type, size[, sha256]}` (never the content).
     """
 
     channel: str
     robot: str | None
     msgtype: str
     body: dict[str, Any]
-    """The JSON body exactly as received; {} when the body was not a JSON object."""
+    """The JSON body exactly as received; {} when the body was not a JSON object.
+
+    One exception: a WeCom app text over 2048 bytes is recorded truncated to 2048 bytes, as the
+    vendor delivers it (vendor-apis.md A: "longer is truncated by the vendor")."""
     errcode: int | None
     """The vendor errcode answered; None when an injected fault answered a bare HTTP error."""
     errmsg: str
@@ -32,8 +49,13 @@ class Received:
 
     @property
     def delivered(self) -> bool:
-        """Whether the vendor would have shown this message in the group."""
-        return self.http_status == 200 and self.errcode == 0 and not self.duplicate
+        """Whether this was a message the vendor accepted for its recipients (not a call like gettoken)."""
+        return (
+            self.http_status == 200
+            and self.errcode == 0
+            and not self.duplicate
+            and self.msgtype not in CALL_MSGTYPES
+        )
 
 
 class Journal:

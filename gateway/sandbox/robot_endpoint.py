@@ -1,57 +1,21 @@
-"""The life of one request to a robot webhook, shared by every robot vendor module.
+"""The life of one request to a robot webhook: a JSON body, decided synchronously.
 
-Read the body, play a pending fault, let the vendor module decide, record what arrived and what
-was answered, answer (late, if the fault says so). Vendor modules supply only the decision and
-their errmsg style, so faults and recording behave the same on every channel.
+Robot vendor modules supply a `Decide` over the parsed body; faults, recording and answering are
+`endpoint.serve_call`'s, the same as for every other emulated endpoint.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-from http import HTTPStatus
-from typing import Any
 
 from aiohttp import web
 
-from gateway.sandbox.answers import Answer, Rejection
-from gateway.sandbox.delays import pause
-from gateway.sandbox.recording import Received
+from gateway.sandbox.answers import Answer
+from gateway.sandbox.endpoint import Call, Delivery, ErrmsgStyle, serve_call
 from gateway.sandbox.state import SandboxState
-
-ErrmsgStyle = Callable[[int, str, web.Request], str]
-"""Turns (errcode, text, request) into the vendor's errmsg."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The request body: raw bytes, and the JSON object they hold (None if they hold none)."""
-
-    raw: bytes
-    body: dict[str, Any] | None
-
-    @classmethod
-    def parse(cls, raw: bytes) -> Delivery:
-        """Both vendors take UTF-8 JSON; anything else is kept raw for the vendor to refuse."""
-        try:
-            loaded = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return cls(raw, None)
-        return cls(raw, loaded if isinstance(loaded, dict) else None)
-
-    @property
-    def msgtype(self) -> str:
-        """The body's msgtype when it is a string, else ""."""
-        value = self.body.get("msgtype") if self.body is not None else None
-        return value if isinstance(value, str) else ""
-
 
 Decide = Callable[[Delivery], Answer]
 """A vendor module's handling of one delivery: returns success or raises Rejection."""
-
-_dumps = partial(json.dumps, ensure_ascii=False)
 
 
 async def serve_robot_call(
@@ -65,51 +29,16 @@ async def serve_robot_call(
 ) -> web.Response:
     """Answer one robot webhook request; `robot` is the name its credential belongs to."""
     delivery = Delivery.parse(await request.read())
-    fault = state.faults.take(channel, robot) if robot is not None else None
 
-    def record(answer: Answer | None, http_status: int, text: str) -> None:
-        state.record(
-            Received(
-                channel=channel,
-                robot=robot,
-                msgtype=delivery.msgtype,
-                body=delivery.body if delivery.body is not None else {},
-                errcode=answer.errcode if answer is not None else None,
-                errmsg=answer.errmsg if answer is not None else text,
-                at=state.clock.now(),
-                duplicate=answer.duplicate if answer is not None else False,
-                http_status=http_status,
-            )
-        )
+    async def handle(_: Call) -> Answer:
+        return decide(delivery)
 
-    if fault is not None and fault.http_status is not None:
-        text = fault.errmsg or _status_line(fault.http_status)
-        record(None, fault.http_status, text)
-        response = web.Response(status=fault.http_status, text=text)
-    else:
-        if fault is not None and fault.errcode is not None:
-            errmsg = fault.errmsg
-            answer = Answer(
-                fault.errcode,
-                errmsg if errmsg is not None else style(fault.errcode, "injected fault", request),
-            )
-        else:
-            try:
-                answer = decide(delivery)
-            except Rejection as rejection:
-                answer = Answer(rejection.errcode, style(rejection.errcode, rejection.text, request))
-        record(answer, 200, answer.errmsg)
-        response = web.json_response({"errcode": answer.errcode, "errmsg": answer.errmsg}, dumps=_dumps)
-
-    # The request is handled (and recorded) on arrival and only the answer is held back: the
-    # vendor acted but the client gave up waiting, the case DingTalk's msgUuid exists for.
-    if fault is not None and fault.delay and not await pause(request.app, fault.delay):
-        return web.Response(status=503, text="sandbox stopping")
-    return response
-
-
-def _status_line(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
+    return await serve_call(
+        request,
+        state=state,
+        channel=channel,
+        name=robot,
+        call=Call(delivery.msgtype, delivery.body if delivery.body is not None else {}),
+        handle=handle,
+        style=style,
+    )

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Generic, Protocol, TypeVar
 
+from gateway.sandbox.media import MediaShelf
 from gateway.sandbox.rate import SlidingWindowLimit
 
 # vendor-apis.md B and C: "20 messages a minute per robot" for both vendors.
@@ -18,19 +19,22 @@ def _per_minute_limit() -> SlidingWindowLimit:
     return SlidingWindowLimit(ROBOT_MESSAGES_PER_MINUTE, 60.0)
 
 
+def _robot_media() -> MediaShelf:
+    return MediaShelf(WECOM_ROBOT_MEDIA_LIFETIME)
+
+
 @dataclass
 class WecomRobot:
     """A WeCom group robot: its rate window and the media uploaded for it."""
 
     name: str
     rate: SlidingWindowLimit = field(default_factory=_per_minute_limit)
-    media: dict[str, float] = field(default_factory=dict)
-    """media_id -> sandbox time of upload."""
+    media: MediaShelf = field(default_factory=_robot_media)
+    """What was uploaded for this robot (its upload_media endpoint, or `add_robot_media`)."""
 
     def has_media(self, media_id: str, now: float) -> bool:
         """Whether `media_id` was uploaded for this robot and has not expired."""
-        uploaded = self.media.get(media_id)
-        return uploaded is not None and now - uploaded < WECOM_ROBOT_MEDIA_LIFETIME
+        return self.media.usable(media_id, now) is not None
 
     def reset(self) -> None:
         """Forget traffic-derived state (the rate window); keep uploaded media."""
@@ -115,6 +119,9 @@ class RobotBook(Generic[RobotT]):
     def name_for(self, credential: str) -> str | None:
         """The name of the robot that uses or used `credential`, for recording."""
         return self._ever.get(credential)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._robots
 
     def __iter__(self) -> Iterator[RobotT]:
         return iter(list(self._robots.values()))

@@ -1,7 +1,9 @@
 """Emulates the WeCom group robot webhook (vendor-apis.md B).
 
-`POST /cgi-bin/webhook/send?key=KEY` with a JSON message. The key is the only credential, so an
-unknown or removed key answers 93000 and nothing else is checked.
+`POST /cgi-bin/webhook/send?key=KEY` with a JSON message, and
+`POST /cgi-bin/webhook/upload_media?key=KEY&type=file|voice` with a multipart part `media`. The
+key is the only credential, so an unknown or removed key answers 93000 and nothing else is
+checked.
 """
 
 from __future__ import annotations
@@ -10,26 +12,37 @@ from aiohttp import web
 
 from gateway.sandbox.answers import OK, Answer, Rejection
 from gateway.sandbox.channels import WECOM_ROBOT
-from gateway.sandbox.robot_endpoint import Delivery, serve_robot_call
+from gateway.sandbox.endpoint import Call, Delivery, serve_call
+from gateway.sandbox.media_formats import WECOM_ROBOT_MEDIA
+from gateway.sandbox.media_upload import receive_media
+from gateway.sandbox.paths import WECOM_ROBOT_SEND, WECOM_ROBOT_UPLOAD
+from gateway.sandbox.recording import UPLOAD
+from gateway.sandbox.robot_endpoint import serve_robot_call
+from gateway.sandbox.robots import WecomRobot
 from gateway.sandbox.state import SandboxState
 from gateway.sandbox.wecom_errmsg import wecom_errmsg
 from gateway.sandbox.wecom_robot_payload import check_wecom_robot_message
 
-SEND_PATH = "/cgi-bin/webhook/send"
+SEND_PATH = WECOM_ROBOT_SEND
+UPLOAD_PATH = WECOM_ROBOT_UPLOAD
 
 
 def routes(state: SandboxState) -> list[web.RouteDef]:
     """The robot's HTTP routes, bound to `state`."""
 
+    def find_robot(key: str) -> WecomRobot:
+        # Looked up when the request is handled, not when it arrives, so a robot removed
+        # while an injected delay runs is already gone.
+        robot = state.wecom_robots.find(key)
+        if robot is None:
+            raise Rejection(93000, "invalid webhook url")
+        return robot
+
     async def send(request: web.Request) -> web.Response:
         key = request.query.get("key", "")
 
         def decide(delivery: Delivery) -> Answer:
-            # Looked up here, not before the body is read, so a robot removed while an
-            # injected delay runs is already gone when the request is handled.
-            robot = state.wecom_robots.find(key)
-            if robot is None:
-                raise Rejection(93000, "invalid webhook url")
+            robot = find_robot(key)
             if delivery.body is None:
                 raise Rejection(47001, "data format error: the body must be a UTF-8 JSON object")
             now = state.clock.now()
@@ -48,4 +61,29 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
             style=wecom_errmsg,
         )
 
-    return [web.post(SEND_PATH, send)]
+    async def upload(request: web.Request) -> web.Response:
+        key = request.query.get("key", "")
+
+        async def handle(call: Call) -> Answer:
+            robot = find_robot(key)
+            now = state.clock.now()
+            record = await receive_media(request, call, WECOM_ROBOT_MEDIA, now)
+            # The media_id joins the robot's own shelf: usable only by this robot, for 3 days.
+            media_id = robot.media.add(record)
+            return Answer(
+                0,
+                "ok",
+                fields={"type": record.type, "media_id": media_id, "created_at": str(int(now))},
+            )
+
+        return await serve_call(
+            request,
+            state=state,
+            channel=WECOM_ROBOT,
+            name=state.wecom_robots.name_for(key),
+            call=Call(UPLOAD, {"type": request.query.get("type", "")}),
+            handle=handle,
+            style=wecom_errmsg,
+        )
+
+    return [web.post(SEND_PATH, send), web.post(UPLOAD_PATH, upload)]

@@ -7,14 +7,6 @@ from gateway.tokens.memory_store import MemoryTokenStore
 from gateway.tokens.redis_store import RedisTokenStore
 from gateway.tokens.store import StoredToken, TokenStore, TokenStoreUnavailable
 
-
-def open_token_store(url: str) -> TokenStore:
-    """memory:// for one process, redis://... (or rediss://, unix://) to share between replicas."""
-    if url.startswith("memory://"):
-        return MemoryTokenStore()
-    return RedisTokenStore(url)
-
-
 __all__ = [
     "MemoryTokenStore",
     "RedisTokenStore",
@@ -24,5 +16,4 @@ __all__ = [
     "TokenPolicy",
     "TokenStore",
     "TokenStoreUnavailable",
-    "open_token_store",
 ]

@@ -18,7 +18,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from opentelemetry import trace
+
 from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from gateway.telemetry import token_fetches, tracer
 from gateway.tokens.store import StoredToken, TokenStore, TokenStoreUnavailable
 
 log = logging.getLogger("gateway.tokens")
@@ -55,16 +58,7 @@ class TokenManager:
         hot = self._hot.get(account)
         if hot is not None and hot.expires_at > time.time():
             return hot.token
-        try:
-            stored = await self.store.get(account)
-        except TokenStoreUnavailable as exc:
-            raise Unavailable(
-                f"cannot get an access token for account {account!r}: {exc}",
-                reason="TOKEN_STORE_UNAVAILABLE",
-                metadata={"account": account},
-            ) from None
-        if stored is None:
-            stored = await self._single_flight(account, deadline)
+        stored = await self._single_flight(account, deadline)
         self._hot[account] = stored
         return stored.token
 
@@ -79,6 +73,9 @@ class TokenManager:
             log.warning("token invalidation not stored", extra={"account": account, "error": str(exc)})
             return
         log.info("token invalidated", extra={"account": account, "deleted": deleted})
+        trace.get_current_span().add_event(
+            "token.invalidated", {"notify.account": account, "deleted": deleted}
+        )
 
     # -- fetching ---------------------------------------------------------------------------------
 
@@ -87,7 +84,7 @@ class TokenManager:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._inflight[account] = future
-            task = asyncio.create_task(self._fetch_shared(account, deadline))
+            task = asyncio.create_task(self._load(account, deadline))
             task.add_done_callback(lambda t: self._settle(account, future, t))
         return await asyncio.shield(future)
 
@@ -107,6 +104,14 @@ class TokenManager:
         if future.exception() is not None:
             future.exception()
 
+    async def _load(self, account: str, deadline: float | None) -> StoredToken:
+        """One task per account and process: read the store, and fetch only if it has nothing."""
+        try:
+            stored = await self.store.get(account)
+        except TokenStoreUnavailable as exc:
+            raise _store_unavailable(account, exc) from None
+        return stored if stored is not None else await self._fetch_shared(account, deadline)
+
     async def _fetch_shared(self, account: str, deadline: float | None) -> StoredToken:
         failure = self._failures.get(account)
         if failure is not None and failure[0] > time.monotonic():
@@ -125,22 +130,20 @@ class TokenManager:
                 if stored is not None:
                     return stored
         except TokenStoreUnavailable as exc:
-            raise Unavailable(
-                f"cannot get an access token for account {account!r}: {exc}",
-                reason="TOKEN_STORE_UNAVAILABLE",
-                metadata={"account": account},
-            ) from None
+            raise _store_unavailable(account, exc) from None
 
     async def _fetch(self, account: str, deadline: float | None) -> StoredToken:
         fetcher = self._fetchers.get(account)
         if fetcher is None:
             raise RuntimeError(f"no token fetcher registered for account {account!r}")
         self.fetches += 1
-        try:
-            token, expires_in = await fetcher(deadline)
-        except GatewayError as error:
-            self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
-            raise
+        token_fetches.add(1, {"notify.account": account})
+        with tracer.start_as_current_span("token.fetch", attributes={"notify.account": account}):
+            try:
+                token, expires_in = await fetcher(deadline)
+            except GatewayError as error:
+                self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
+                raise
         self._failures.pop(account, None)
         now = time.time()
         stored = StoredToken(token, now + self._lifetime(expires_in), issued_at=now)
@@ -178,7 +181,6 @@ class TokenManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        await self.store.close()
 
     async def _refresh_loop(self, interval: float) -> None:
         while True:
@@ -206,3 +208,11 @@ class TokenManager:
             self._hot[account] = fresh
         finally:
             await self.store.unlock(account, self._owner)
+
+
+def _store_unavailable(account: str, exc: TokenStoreUnavailable) -> Unavailable:
+    return Unavailable(
+        f"cannot get an access token for account {account!r}: {exc}",
+        reason="TOKEN_STORE_UNAVAILABLE",
+        metadata={"account": account},
+    )

@@ -13,6 +13,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway.store.redis_connection import KeySpace, close, connect, traced
 from gateway.tokens.store import StoredToken, TokenStoreUnavailable
 
 _DELETE_IF_EQUAL = """
@@ -30,21 +31,18 @@ return 0
 class RedisTokenStore:
     shared = True
 
-    def __init__(self, url: str, *, namespace: str = "notify", timeout: float = 1.0) -> None:
-        self._client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            health_check_interval=30,
-        )
-        self._namespace = namespace
+    def __init__(self, client: redis.Redis | str, *, namespace: str = "notify", timeout: float = 1.0) -> None:
+        """Takes the gateway's shared client, or a URL (then this store owns its connection pool)."""
+        self._owns_client = isinstance(client, str)
+        self._client = connect(client, timeout=timeout) if isinstance(client, str) else client
+        self._keys = KeySpace(namespace)
         self._delete_if_equal = self._client.register_script(_DELETE_IF_EQUAL)
         self._unlock_if_owner = self._client.register_script(_UNLOCK_IF_OWNER)
 
     def _key(self, account: str, what: str) -> str:
-        return f"{self._namespace}:{{{account}}}:{what}"
+        return self._keys.key(account, what)
 
+    @traced("GET")
     async def get(self, account: str) -> StoredToken | None:
         try:
             raw = await self._client.get(self._key(account, "token"))
@@ -55,6 +53,7 @@ class RedisTokenStore:
         value = json.loads(raw)
         return StoredToken(str(value["token"]), float(value["expires_at"]), float(value.get("issued_at", 0)))
 
+    @traced("SET")
     async def put(self, account: str, token: StoredToken) -> None:
         ttl_ms = int((token.expires_at - time.time()) * 1000)
         if ttl_ms <= 0:
@@ -67,6 +66,7 @@ class RedisTokenStore:
         except RedisError as exc:
             raise TokenStoreUnavailable(_describe(exc)) from None
 
+    @traced("EVALSHA delete-if-equal")
     async def delete_if(self, account: str, token: str) -> bool:
         try:
             deleted = await self._delete_if_equal(keys=[self._key(account, "token")], args=[token])
@@ -74,6 +74,7 @@ class RedisTokenStore:
             raise TokenStoreUnavailable(_describe(exc)) from None
         return bool(deleted)
 
+    @traced("SET NX")
     async def try_lock(self, account: str, owner: str, ttl: float) -> bool:
         try:
             taken = await self._client.set(
@@ -83,6 +84,7 @@ class RedisTokenStore:
             raise TokenStoreUnavailable(_describe(exc)) from None
         return bool(taken)
 
+    @traced("EVALSHA unlock")
     async def unlock(self, account: str, owner: str) -> None:
         try:
             await self._unlock_if_owner(keys=[self._key(account, "token-lock")], args=[owner])
@@ -90,7 +92,8 @@ class RedisTokenStore:
             raise TokenStoreUnavailable(_describe(exc)) from None
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._owns_client:
+            await close(self._client)
 
 
 def _describe(exc: RedisError) -> str:

@@ -11,12 +11,21 @@ import pytest_asyncio
 from gateway.sandbox import SandboxServer, SandboxState
 
 from .harness import (
+    CORP_ID,
+    CORP_SECRET,
+    DING_AGENT_ID,
+    DING_APP,
+    DING_APP_KEY,
+    DING_APP_SECRET,
     DING_KEYWORD_TOKEN,
     DING_SECRET,
     DING_SIGNED_TOKEN,
     DING_TOKEN,
     KEYWORDS,
+    WECOM_AGENT_ID,
+    WECOM_APP,
     WECOM_KEY,
+    AppClient,
     RobotClient,
 )
 
@@ -28,6 +37,8 @@ def state() -> SandboxState:
     sandbox_state.add_dingtalk_robot("alerts", DING_TOKEN)
     sandbox_state.add_dingtalk_robot("signed", DING_SIGNED_TOKEN, secret=DING_SECRET)
     sandbox_state.add_dingtalk_robot("keywords", DING_KEYWORD_TOKEN, keywords=KEYWORDS)
+    sandbox_state.add_wecom_app(WECOM_APP, CORP_ID, CORP_SECRET, WECOM_AGENT_ID, unlicensed=("zhaoliu",))
+    sandbox_state.add_dingtalk_app(DING_APP, DING_APP_KEY, DING_APP_SECRET, DING_AGENT_ID)
     return sandbox_state
 
 
@@ -46,3 +57,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def robots(sandbox: SandboxServer, http: aiohttp.ClientSession) -> RobotClient:
     return RobotClient(http, sandbox.url)
+
+
+@pytest.fixture
+def apps(sandbox: SandboxServer, http: aiohttp.ClientSession) -> AppClient:
+    return AppClient(http, sandbox.url)

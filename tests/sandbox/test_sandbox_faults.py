@@ -11,7 +11,7 @@ import pytest
 
 from gateway.sandbox import SandboxServer, SandboxState
 
-from .harness import RobotClient
+from .harness import DING_AGENT_ID, DING_APP, WECOM_AGENT_ID, WECOM_APP, WECOM_KEY, AppClient, RobotClient
 
 HELLO: dict[str, Any] = {"msgtype": "text", "text": {"content": "告警 hello"}}
 
@@ -158,3 +158,85 @@ def test_injecting_a_fault_for_an_unknown_robot_or_channel_raises(state: Sandbox
 def test_a_meaningless_fault_is_refused(state: SandboxState, fault: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         state.inject_fault("wecom_robot", "ops", **fault)
+
+
+WECOM_HELLO: dict[str, Any] = {
+    "touser": "zhangsan",
+    "agentid": WECOM_AGENT_ID,
+    "msgtype": "text",
+    "text": {"content": "hi"},
+}
+
+
+@pytest.mark.asyncio
+async def test_an_app_fault_applies_to_any_of_its_endpoints(apps: AppClient, state: SandboxState) -> None:
+    state.inject_fault("wecom_app", WECOM_APP, errcode=-1, errmsg="system busy")
+
+    busy = await apps.wecom_gettoken()
+    token = await apps.wecom_token()
+
+    assert busy.json == {"errcode": -1, "errmsg": "system busy"}
+    assert (await apps.wecom_send(WECOM_HELLO, token=token)).errcode == 0
+    assert state.gettoken_calls(WECOM_APP) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_fault_aimed_at_a_path_skips_the_other_endpoints(
+    apps: AppClient, state: SandboxState
+) -> None:
+    token = await apps.wecom_token()
+    state.inject_fault("wecom_app", WECOM_APP, errcode=42001, path="/cgi-bin/message/send")
+
+    again = await apps.wecom_gettoken()
+    refused = await apps.wecom_send(WECOM_HELLO, token=token)
+    retried = await apps.wecom_send(WECOM_HELLO, token=token)
+
+    assert again.errcode == 0
+    assert refused.errcode == 42001
+    assert refused.errmsg.endswith("devtool/query?e=42001")
+    assert retried.errcode == 0
+
+
+@pytest.mark.asyncio
+async def test_a_gettoken_fault_leaves_sends_with_a_cached_token_alone(
+    apps: AppClient, state: SandboxState
+) -> None:
+    token = await apps.ding_token()
+    state.inject_fault("dingtalk_work", DING_APP, http_status=503, path="/gettoken", times=2)
+    body = {
+        "agent_id": DING_AGENT_ID,
+        "userid_list": "user01",
+        "msg": {"msgtype": "text", "text": {"content": "x"}},
+    }
+
+    sent = await apps.ding_send(body, token=token)
+    failed = await apps.ding_gettoken()
+
+    assert sent.errcode == 0
+    assert failed.status == 503
+    assert state.faults.take("dingtalk_work", DING_APP, "/gettoken") is not None
+    assert state.faults.take("dingtalk_work", DING_APP, "/gettoken") is None
+
+
+def test_a_fault_for_a_path_the_channel_does_not_serve_is_refused(state: SandboxState) -> None:
+    with pytest.raises(ValueError):
+        state.inject_fault("wecom_app", WECOM_APP, http_status=500, path="/cgi-bin/gettokn")
+    with pytest.raises(ValueError):
+        state.inject_fault("wecom_robot", "ops", http_status=500, path="/gettoken")
+    with pytest.raises(KeyError):
+        state.inject_fault("dingtalk_work", "nobody", http_status=500)
+
+
+@pytest.mark.asyncio
+async def test_a_robot_upload_can_be_faulted_alone(
+    robots: RobotClient, apps: AppClient, state: SandboxState
+) -> None:
+    state.inject_fault("wecom_robot", "ops", http_status=502, path="/cgi-bin/webhook/upload_media")
+
+    sent = await robots.wecom(HELLO)
+    upload = await apps.upload(
+        "/cgi-bin/webhook/upload_media", {"key": WECOM_KEY, "type": "file"}, b"%PDF-1.7 x", "a.pdf"
+    )
+
+    assert sent.errcode == 0
+    assert upload.status == 502

@@ -8,7 +8,21 @@ import pytest
 
 from gateway.sandbox import SandboxState
 
-from .harness import DING_KEYWORD_TOKEN, DING_SECRET, DING_SIGNED_TOKEN, DING_TOKEN, WECOM_KEY, RobotClient
+from .harness import (
+    CORP_SECRET,
+    DING_AGENT_ID,
+    DING_APP,
+    DING_APP_SECRET,
+    DING_KEYWORD_TOKEN,
+    DING_SECRET,
+    DING_SIGNED_TOKEN,
+    DING_TOKEN,
+    WECOM_AGENT_ID,
+    WECOM_APP,
+    WECOM_KEY,
+    AppClient,
+    RobotClient,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -147,3 +161,110 @@ async def test_a_malformed_fault_request_is_refused(
 
     assert status == expected_status
     assert "error" in answer
+
+
+async def test_apps_lists_names_channels_and_agent_ids_but_no_secrets(
+    robots: RobotClient, apps: AppClient
+) -> None:
+    token = await apps.wecom_token()
+    async with robots.session.get(f"{robots.base_url}/_sandbox/apps") as response:
+        raw = await response.text()
+        listed = await response.json()
+
+    assert sorted((a["channel"], a["name"], a["agent_id"]) for a in listed) == [
+        ("dingtalk_work", DING_APP, DING_AGENT_ID),
+        ("wecom_app", WECOM_APP, WECOM_AGENT_ID),
+    ]
+    for secret in (CORP_SECRET, DING_APP_SECRET, token):
+        assert secret not in raw
+
+
+async def test_gettoken_calls_are_counted_over_http(robots: RobotClient, apps: AppClient) -> None:
+    await apps.wecom_token()
+    await apps.wecom_token()
+
+    status, answer = await call(robots, "GET", f"/_sandbox/apps/{WECOM_APP}/gettoken-calls")
+
+    assert (status, answer) == (200, {"calls": 2})
+
+
+async def test_tokens_can_be_expired_and_revoked_over_http(robots: RobotClient, apps: AppClient) -> None:
+    body = {
+        "agent_id": DING_AGENT_ID,
+        "userid_list": "user01",
+        "msg": {"msgtype": "text", "text": {"content": "x"}},
+    }
+    first = await apps.ding_token()
+
+    expired, _ = await call(robots, "POST", f"/_sandbox/apps/{DING_APP}/expire-tokens")
+    assert expired == 204
+    assert (await apps.ding_send(body, token=first)).errcode == 42001
+
+    second = await apps.ding_token()
+    revoked, _ = await call(robots, "POST", f"/_sandbox/apps/{DING_APP}/revoke-token", {"legacy": True})
+    assert revoked == 204
+    assert (await apps.ding_send(body, token=second)).errcode == 40014
+
+    third = await apps.ding_token()
+    async with robots.session.post(f"{robots.base_url}/_sandbox/apps/{DING_APP}/revoke-token") as response:
+        assert response.status == 204
+    assert (await apps.ding_send(body, token=third)).errcode == 88
+
+
+async def test_recalled_ids_are_listed_over_http(robots: RobotClient, apps: AppClient) -> None:
+    body = {"touser": "zhangsan", "agentid": WECOM_AGENT_ID, "msgtype": "text", "text": {"content": "x"}}
+    msgid = (await apps.wecom_send(body)).json["msgid"]
+    await apps.wecom_recall(msgid)
+
+    status, answer = await call(robots, "GET", f"/_sandbox/apps/{WECOM_APP}/recalled")
+
+    assert (status, answer) == (200, {"recalled": [msgid]})
+
+
+async def test_media_lists_records_without_content(robots: RobotClient, apps: AppClient) -> None:
+    media_id = (await apps.wecom_upload("file", b"%PDF-1.7 report", "report.pdf")).json["media_id"]
+
+    status, for_app = await call(robots, "GET", f"/_sandbox/media?app={WECOM_APP}")
+    _, everything = await call(robots, "GET", "/_sandbox/media")
+
+    assert status == 200
+    [entry] = for_app
+    assert entry["owner"] == WECOM_APP and entry["media_id"] == media_id
+    assert set(entry) == {
+        "owner",
+        "media_id",
+        "type",
+        "filename",
+        "size",
+        "sha256",
+        "content_type",
+        "created_at",
+    }
+    assert everything == for_app
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/_sandbox/apps/nobody/gettoken-calls"),
+        ("POST", "/_sandbox/apps/nobody/expire-tokens"),
+        ("POST", "/_sandbox/apps/nobody/revoke-token"),
+        ("GET", "/_sandbox/apps/nobody/recalled"),
+        ("GET", "/_sandbox/media?app=nobody"),
+    ],
+)
+async def test_an_unknown_app_is_404(robots: RobotClient, method: str, path: str) -> None:
+    status, answer = await call(robots, method, path)
+
+    assert status == 404
+    assert "error" in answer
+
+
+async def test_a_fault_with_a_path_can_be_injected_over_http(robots: RobotClient, apps: AppClient) -> None:
+    fault = {"channel": "wecom_app", "robot": WECOM_APP, "errcode": 45009, "path": "/cgi-bin/media/upload"}
+    bad = {**fault, "path": "/nowhere"}
+
+    assert (await call(robots, "POST", "/_sandbox/faults", fault))[0] == 201
+    assert (await call(robots, "POST", "/_sandbox/faults", bad))[0] == 400
+    assert (await apps.wecom_gettoken()).errcode == 0
+    assert (await apps.wecom_upload("file", b"%PDF-1.7 report")).errcode == 45009

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.sandbox import SandboxServer, SandboxState, build_app
 from gateway.sandbox.app import VENDOR_CHANNELS
 
-from .harness import WECOM_KEY, RobotClient
+from .harness import CORP_SECRET, WECOM_KEY, AppClient, RobotClient
 
 
 @pytest.mark.asyncio
@@ -76,3 +76,16 @@ async def test_the_access_log_never_contains_a_webhook_key(
 
     assert "/cgi-bin/webhook/send" in caplog.text
     assert WECOM_KEY not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_the_access_log_never_contains_an_app_secret_or_token(
+    apps: AppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        token = await apps.wecom_token()
+        await apps.post("/cgi-bin/message/send", token, {})
+
+    assert "/cgi-bin/gettoken" in caplog.text
+    assert CORP_SECRET not in caplog.text
+    assert token not in caplog.text

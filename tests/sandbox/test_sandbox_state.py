@@ -8,7 +8,17 @@ import pytest
 
 from gateway.sandbox import SandboxState
 
-from .harness import WECOM_KEY, RobotClient
+from .harness import (
+    CORP_ID,
+    CORP_SECRET,
+    DING_APP,
+    DING_APP_KEY,
+    WECOM_AGENT_ID,
+    WECOM_APP,
+    WECOM_KEY,
+    AppClient,
+    RobotClient,
+)
 
 HELLO: dict[str, Any] = {"msgtype": "text", "text": {"content": "hello"}}
 
@@ -77,3 +87,58 @@ async def test_clear_forgets_traffic_but_keeps_robots_and_media(
     assert (await robots.wecom({"msgtype": "file", "file": {"media_id": "media-1"}})).errcode == 0
     assert (await robots.dingtalk({**HELLO, "msgUuid": "uuid-1"})).errcode == 0
     assert [entry.duplicate for entry in state.received("dingtalk_robot")] == [False]
+
+
+def test_an_app_name_cannot_be_shared_with_another_app_or_a_wecom_robot(state: SandboxState) -> None:
+    with pytest.raises(ValueError):
+        state.add_dingtalk_app(WECOM_APP, "another-key", "another-secret", 1)
+    with pytest.raises(ValueError):
+        state.add_wecom_app("ops", "ww-x", "secret-x", 1)
+    with pytest.raises(ValueError):
+        state.add_wecom_robot(DING_APP, "wecom-key-new")
+
+
+def test_two_apps_cannot_share_credentials(state: SandboxState) -> None:
+    with pytest.raises(ValueError):
+        state.add_wecom_app("copycat", CORP_ID, CORP_SECRET, 1)
+    with pytest.raises(ValueError):
+        state.add_dingtalk_app("copycat", DING_APP_KEY, "other-secret", 1)
+
+
+def test_directories_must_be_iterables_of_ids_not_one_string(state: SandboxState) -> None:
+    with pytest.raises(TypeError):
+        state.add_wecom_app("typo", "ww-typo", "secret", 1, users="zhangsan")
+
+
+@pytest.mark.asyncio
+async def test_re_adding_an_app_voids_its_tokens(apps: AppClient, state: SandboxState) -> None:
+    token = await apps.wecom_token()
+
+    state.add_wecom_app(WECOM_APP, CORP_ID, "rotated-secret", WECOM_AGENT_ID)
+
+    body = {"touser": "zhangsan", "agentid": WECOM_AGENT_ID, "msgtype": "text", "text": {"content": "x"}}
+    assert (await apps.wecom_send(body, token=token)).errcode == 40014
+    assert (await apps.wecom_gettoken()).errcode == 40001
+    assert (await apps.wecom_gettoken(secret="rotated-secret")).errcode == 0
+
+
+@pytest.mark.asyncio
+async def test_clear_forgets_app_traffic_but_keeps_tokens_and_media(
+    apps: AppClient, state: SandboxState
+) -> None:
+    token = await apps.wecom_token()
+    media_id = (await apps.wecom_upload("file", b"%PDF-1.7 report")).json["media_id"]
+    body = {
+        "touser": "zhangsan",
+        "agentid": WECOM_AGENT_ID,
+        "msgtype": "file",
+        "file": {"media_id": media_id},
+    }
+    msgid = (await apps.wecom_send(body, token=token)).json["msgid"]
+    await apps.wecom_recall(msgid, token=token)
+
+    state.clear()
+
+    assert state.received() == [] and state.recalled(WECOM_APP) == []
+    assert (await apps.wecom_send(body, token=token)).errcode == 0
+    assert media_id in state.media(WECOM_APP)

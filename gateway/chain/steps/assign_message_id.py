@@ -11,4 +11,5 @@ from gateway.ids import new_message_id
 
 async def assign_message_id(ctx: CallContext[Any], call_next: Next) -> Any:
     ctx.message_id = new_message_id()
+    ctx.annotate("notify.message_id", ctx.message_id)
     return await call_next()

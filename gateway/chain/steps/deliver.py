@@ -14,11 +14,10 @@ async def deliver(ctx: CallContext[pb.SendRequest], call_next: Next) -> pb.SendR
     delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline)
     return pb.SendResponse(
         message_id=ctx.message_id,
-        state=delivery.state,  # type: ignore[arg-type]
+        state=delivery.state,
         vendor_message_id=delivery.vendor_message_id,
         rejected_recipients=[
-            pb.RejectedRecipient(kind=r.kind, id=r.id, reason=r.reason)  # type: ignore[arg-type]
-            for r in delivery.rejected
+            pb.RejectedRecipient(kind=r.kind, id=r.id, reason=r.reason) for r in delivery.rejected
         ],
         recallable=adapter.recallable and bool(delivery.vendor_message_id),
     )

@@ -1,4 +1,4 @@
-"""Finds the adapter of the account a request names; an unknown account is NOT_FOUND."""
+"""Finds the adapter of the account a request acts on (``ctx.account_id``); unknown is NOT_FOUND."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from gateway.errors import NotFound
 
 def resolve_account(accounts: Mapping[str, ChannelAdapter]) -> Step:
     async def resolve_account(ctx: CallContext[Any], call_next: Next) -> Any:
-        account_id = _account_of(ctx.request)
+        account_id = ctx.account_id
+        ctx.annotate("notify.account", account_id)
         adapter = accounts.get(account_id)
         if adapter is None:
             raise NotFound(
@@ -22,13 +23,7 @@ def resolve_account(accounts: Mapping[str, ChannelAdapter]) -> Step:
                 metadata={"account": account_id},
             )
         ctx.adapter = adapter
+        ctx.annotate("notify.channel", adapter.channel)
         return await call_next()
 
     return resolve_account
-
-
-def _account_of(request: Any) -> str:
-    account = getattr(request, "account", None)
-    if account is None:  # UploadMedia carries it in its info part
-        account = request.info.account
-    return str(account)

@@ -31,4 +31,6 @@ async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> An
         violations.append(Violation("labels", f"has {len(request.labels)} entries; at most {LABELS_LIMIT}"))
     if violations:
         raise InvalidArgument(violations)
+    ctx.account_id = request.account
+    ctx.annotate("notify.message_kind", request.message.WhichOneof("kind") or "")
     return await call_next()

@@ -1,0 +1,41 @@
+"""Uploads through the content-hash cache: shared by UploadMedia and by Sends with image bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from gateway.channels.base import ChannelAdapter, MediaUpload, UploadedMedia
+from gateway.errors import Unavailable
+from gateway.store.media_cache import CachedMedia, MediaCache
+
+log = logging.getLogger("gateway.media")
+
+
+async def upload_through_cache(
+    cache: MediaCache, adapter: ChannelAdapter, media: MediaUpload, *, deadline: float | None
+) -> tuple[UploadedMedia, str, bool]:
+    """Returns (media, sha256 hex, reused); a cache that is down costs an upload, not the call."""
+    sha256 = hashlib.sha256(media.data).hexdigest()
+    try:
+        cached = await cache.get(adapter.account_id, media.type, sha256)
+    except Unavailable as exc:
+        log.warning(
+            "media cache unavailable; uploading", extra={"account": adapter.account_id, "error": exc.message}
+        )
+        cached = None
+    if cached is not None:
+        return UploadedMedia(cached.media_id, cached.expires_at), sha256, True
+    uploaded = await adapter.upload(media, deadline=deadline)
+    try:
+        await cache.put(
+            adapter.account_id,
+            media.type,
+            sha256,
+            CachedMedia(uploaded.media_id, len(media.data), uploaded.expires_at),
+        )
+    except Unavailable as exc:
+        log.warning(
+            "media cache unavailable; not cached", extra={"account": adapter.account_id, "error": exc.message}
+        )
+    return uploaded, sha256, False

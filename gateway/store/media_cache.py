@@ -1,0 +1,89 @@
+"""Uploaded media by content: the same bytes to the same account are uploaded once per validity.
+
+Keyed by (account, media type, sha256). An entry lives until shortly before the vendor forgets
+the media_id (WeCom: 3 days), so a cached id is never one the vendor has already dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.errors import Unavailable
+from gateway.store.redis_connection import KeySpace, traced
+
+EXPIRY_MARGIN = 3600.0  # stop reusing a media_id an hour before the vendor drops it
+NO_EXPIRY_TTL = 30 * 86400.0  # DingTalk media never expire; still, forget entries after 30 days
+
+
+@dataclass(frozen=True, slots=True)
+class CachedMedia:
+    media_id: str
+    size: int
+    expires_at: float | None  # unix seconds; None when the vendor never expires it
+
+
+class MediaCache(Protocol):
+    async def get(self, account: str, media_type: int, sha256: str) -> CachedMedia | None: ...
+
+    async def put(self, account: str, media_type: int, sha256: str, media: CachedMedia) -> None: ...
+
+
+def _keep_for(media: CachedMedia) -> float:
+    if media.expires_at is None:
+        return NO_EXPIRY_TTL
+    return media.expires_at - EXPIRY_MARGIN - time.time()
+
+
+class MemoryMediaCache:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int, str], tuple[float, CachedMedia]] = {}
+
+    async def get(self, account: str, media_type: int, sha256: str) -> CachedMedia | None:
+        entry = self._entries.get((account, media_type, sha256))
+        if entry is None or entry[0] < time.time():
+            return None
+        return entry[1]
+
+    async def put(self, account: str, media_type: int, sha256: str, media: CachedMedia) -> None:
+        keep = _keep_for(media)
+        if keep > 0:
+            self._entries[(account, media_type, sha256)] = (time.time() + keep, media)
+
+
+class RedisMediaCache:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self._client = client
+        self._keys = KeySpace(namespace)
+
+    def _key(self, account: str, media_type: int, sha256: str) -> str:
+        return self._keys.key(account, f"media:{media_type}:{sha256}")
+
+    @traced("GET")
+    async def get(self, account: str, media_type: int, sha256: str) -> CachedMedia | None:
+        try:
+            raw = await self._client.get(self._key(account, media_type, sha256))
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+        return None if raw is None else CachedMedia(**json.loads(raw))
+
+    @traced("SET")
+    async def put(self, account: str, media_type: int, sha256: str, media: CachedMedia) -> None:
+        keep = _keep_for(media)
+        if keep <= 0:
+            return
+        try:
+            await self._client.set(
+                self._key(account, media_type, sha256), json.dumps(asdict(media)), px=int(keep * 1000)
+            )
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: RedisError) -> Unavailable:
+    return Unavailable(f"media cache unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE")

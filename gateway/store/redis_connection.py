@@ -1,0 +1,66 @@
+"""One Redis connection pool per gateway, shared by the token store, records and caches.
+
+Keys are ``<namespace>:{<tag>}:<what>``: the braces make a Redis Cluster hash tag, so keys that a
+Lua script touches together (an account's token and its lock) sit in one slot.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as redis
+from opentelemetry.trace import SpanKind
+
+from gateway.telemetry import tracer
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def connect(url: str, *, timeout: float = 1.0, max_connections: int = 50) -> redis.Redis:
+    # A blocking pool: a burst waits briefly for a connection instead of failing the call.
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+    client: redis.Redis = redis.Redis(connection_pool=pool)
+    return client
+
+
+async def close(client: redis.Redis) -> None:
+    await client.aclose()
+    await client.connection_pool.disconnect()
+
+
+class KeySpace:
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def key(self, tag: str, what: str) -> str:
+        return f"{self.namespace}:{{{tag}}}:{what}"
+
+
+def traced(
+    operation: str,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """A client span for a store call to Redis: the operation, never keys' values."""
+
+    def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        @functools.wraps(method)
+        async def traced_call(*args: P.args, **kwargs: P.kwargs) -> R:
+            with tracer.start_as_current_span(
+                f"redis {operation}",
+                kind=SpanKind.CLIENT,
+                attributes={"db.system": "redis", "db.operation.name": operation},
+            ):
+                return await method(*args, **kwargs)
+
+        return traced_call
+
+    return decorate

@@ -1,0 +1,55 @@
+"""Opens the gateway's state stores from one URL: Redis for every replica, or memory for one process.
+
+``token_store`` in the config names the backend (the design's name for it); message records and
+the media cache live beside the tokens, on the same connection pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from gateway.store.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
+from gateway.store.media_cache import MediaCache, MemoryMediaCache, RedisMediaCache
+from gateway.store.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.store.records import MemoryRecordStore, RecordStore, RedisRecordStore
+from gateway.store.redis_connection import close, connect
+from gateway.tokens.memory_store import MemoryTokenStore
+from gateway.tokens.redis_store import RedisTokenStore
+from gateway.tokens.store import TokenStore
+
+
+@dataclass
+class Stores:
+    tokens: TokenStore
+    records: RecordStore
+    media_cache: MediaCache
+    idempotency: IdempotencyStore
+    rate_limiter: RateLimiter
+    redis: redis.Redis | None = None
+
+    async def close(self) -> None:
+        await self.tokens.close()
+        if self.redis is not None:
+            await close(self.redis)
+
+
+def open_stores(url: str, namespace: str) -> Stores:
+    if url.startswith("memory://"):
+        return Stores(
+            MemoryTokenStore(),
+            MemoryRecordStore(),
+            MemoryMediaCache(),
+            MemoryIdempotencyStore(),
+            MemoryRateLimiter(),
+        )
+    client = connect(url)
+    return Stores(
+        tokens=RedisTokenStore(client, namespace=namespace),
+        records=RedisRecordStore(client, namespace),
+        media_cache=RedisMediaCache(client, namespace),
+        idempotency=RedisIdempotencyStore(client, namespace),
+        rate_limiter=RedisRateLimiter(client, namespace),
+        redis=client,
+    )

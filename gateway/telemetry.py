@@ -1,0 +1,101 @@
+"""OpenTelemetry for the gateway: providers and exporters from config, and the instruments we record.
+
+Code everywhere asks the global API (``trace.get_tracer``, ``metrics.get_meter``), which proxies
+to whatever providers ``setup_telemetry`` installs at start-up; tests install in-memory ones the
+same way. Nothing here ever records a credential: URLs pass through ``redaction.redact``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+log = logging.getLogger("gateway.telemetry")
+
+INSTRUMENTATION = "notify-gateway"
+tracer = trace.get_tracer(INSTRUMENTATION)
+meter = metrics.get_meter(INSTRUMENTATION)
+
+# What an SRE watches: sends by outcome, vendor errors by code, vendor latency, token fetches.
+rpc_calls = meter.create_counter("notify.rpc.calls", description="RPCs served, by method and gRPC status")
+vendor_errors = meter.create_counter(
+    "notify.vendor.errors", description="Vendor answers with a non-zero errcode"
+)
+vendor_duration = meter.create_histogram(
+    "notify.vendor.duration", unit="s", description="Vendor HTTP call latency, per attempt"
+)
+token_fetches = meter.create_counter(
+    "notify.token.fetches", description="gettoken calls made by this replica"
+)
+
+
+@dataclass(frozen=True)
+class TelemetryOptions:
+    exporter: Literal["none", "console", "otlp"] = "none"
+    endpoint: str | None = None
+    protocol: Literal["grpc", "http"] = "grpc"
+    prometheus_listen: str | None = None
+    service_name: str = "notify-gateway"
+
+
+def setup_telemetry(options: TelemetryOptions) -> TracerProvider:
+    """Installs the global tracer and meter providers; call once per process, before serving."""
+    resource = Resource.create({"service.name": options.service_name})
+    tracer_provider = TracerProvider(resource=resource)
+    span_exporter = _span_exporter(options)
+    if span_exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers: list[MetricReader] = []
+    if options.exporter == "otlp":
+        readers.append(PeriodicExportingMetricReader(_metric_exporter(options)))
+    if options.prometheus_listen:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import start_http_server
+
+        host, _, port = options.prometheus_listen.rpartition(":")
+        start_http_server(int(port), addr=host)
+        readers.append(PrometheusMetricReader())
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    log.info(
+        "telemetry ready",
+        extra={
+            "exporter": options.exporter,
+            "endpoint": options.endpoint,
+            "prometheus": options.prometheus_listen,
+        },
+    )
+    return tracer_provider
+
+
+def _span_exporter(options: TelemetryOptions) -> SpanExporter | None:
+    if options.exporter == "console":
+        return ConsoleSpanExporter()
+    if options.exporter == "otlp":
+        if options.protocol == "http":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+
+            return HttpSpans(endpoint=options.endpoint) if options.endpoint else HttpSpans()
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+        return GrpcSpans(endpoint=options.endpoint) if options.endpoint else GrpcSpans()
+    return None
+
+
+def _metric_exporter(options: TelemetryOptions) -> MetricExporter:
+    if options.protocol == "http":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
+
+        return HttpMetrics(endpoint=options.endpoint) if options.endpoint else HttpMetrics()
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+
+    return GrpcMetrics(endpoint=options.endpoint) if options.endpoint else GrpcMetrics()
