@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
-from gateway.channels.media_rules import MediaRule
+from gateway.channels.media_rules import MediaRule, type_name
 from gateway.channels.transport import FilePart, TransportError, TransportTimeout, VendorTransport
 from gateway.errors import (
     FailedPrecondition,
@@ -40,6 +40,7 @@ from generated.notify.v1 import notification_service_pb2 as pb
 log = logging.getLogger("gateway.vendor")
 
 _RETRYABLE_HTTP = frozenset({502, 503, 504})
+DEFAULT_TOKEN_LIFETIME = 7200.0
 
 
 class AccountSettings(BaseModel):
@@ -190,6 +191,44 @@ class ChannelAdapter(ABC):
         raise NotImplementedError(f"channel {self.channel} uses no access token")
 
     # -- shared by every channel ------------------------------------------------------------
+
+    async def gettoken(
+        self, path: str, params: Mapping[str, str], credentials: str, *, deadline: float | None
+    ) -> tuple[str, float]:
+        """Asks for an access token. A refusal is about the credentials themselves: retrying the
+        send cannot help, so it becomes a configuration error naming the account."""
+        try:
+            answer = await self.call("GET", path, params=params, deadline=deadline)
+        except VendorError as error:
+            if error.outcome in (VendorOutcome.RETRY, VendorOutcome.RATE_LIMITED):
+                raise
+            raise VendorError(
+                f"{self.vendor_name} gettoken refused the credentials of account {self.account_id!r} "
+                f"(check {credentials}): errcode {error.errcode}: {error.errmsg}",
+                outcome=VendorOutcome.CONFIGURATION,
+                channel=self.channel,
+                account=self.account_id,
+                errcode=error.errcode,
+                errmsg=error.errmsg,
+            ) from None
+        # expires_in: "assume 7200 when absent" (vendor-apis.md A).
+        return str(answer["access_token"]), float(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+
+    async def upload_file(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        media: MediaUpload,
+        *,
+        with_token: bool = False,
+        deadline: float | None,
+    ) -> dict[str, Any]:
+        """POSTs a file as multipart/form-data with the part named ``media``, as every vendor wants."""
+        part = FilePart("media", media.filename, media.content_type or "application/octet-stream", media.data)
+        query = {**params, "type": type_name(media.type)}
+        if with_token:
+            return await self.call_with_token("POST", path, params=query, file=part, deadline=deadline)
+        return await self.call("POST", path, params=query, file=part, deadline=deadline)
 
     async def call_with_token(
         self,

@@ -79,7 +79,10 @@ class DingTalkRobot(ChannelAdapter):
     def prepare(self, request: pb.SendRequest, message_id: str) -> Outgoing:
         message, recipients = request.message, request.recipients
         kind = message.WhichOneof("kind") or ""
-        violations = _recipient_violations(recipients, mentions_allowed=kind in ("text", "markdown"))
+        mentions_allowed = kind in ("text", "markdown")
+        violations = checks.robot_recipients(
+            recipients, VENDOR, mentions_allowed=mentions_allowed, kinds="text and markdown messages"
+        )
         body: dict[str, Any]
         if kind == "text":
             violations += checks.required("message.text.content", message.text.content)
@@ -127,7 +130,7 @@ class DingTalkRobot(ChannelAdapter):
             }
         else:
             raise self.unsupported(kind)
-        if kind in ("text", "markdown") and _has_mentions(recipients):
+        if mentions_allowed and _has_mentions(recipients):
             body["at"] = {
                 "atMobiles": list(recipients.mobiles),
                 "atUserIds": list(recipients.user_ids),
@@ -185,26 +188,8 @@ def _with_mentions(content: str, recipients: pb.Recipients) -> str:
     return f"{content} {' '.join(missing)}" if missing else content
 
 
-def _recipient_violations(recipients: pb.Recipients, *, mentions_allowed: bool) -> list[Violation]:
-    why = "a DingTalk robot posts to its group; it can only @-mention user_ids, mobiles or all"
-    violations = checks.not_for("recipients.department_ids", bool(recipients.department_ids), why)
-    violations += checks.not_for("recipients.tag_ids", bool(recipients.tag_ids), why)
-    if not mentions_allowed:
-        violations += checks.not_for(
-            "recipients",
-            _has_mentions(recipients),
-            "DingTalk robots @-mention people only in text and markdown messages",
-        )
-    return violations
-
-
 def _action_card(card: pb.ActionCard) -> tuple[list[Violation], dict[str, Any]]:
-    violations = checks.required("message.action_card.title", card.title)
-    violations += checks.required("message.action_card.markdown", card.markdown)
-    violations += checks.count_between("message.action_card.buttons", card.buttons, 1, 10, VENDOR)
-    for i, button in enumerate(card.buttons):
-        violations += checks.required(f"message.action_card.buttons[{i}].title", button.title)
-        violations += checks.required(f"message.action_card.buttons[{i}].url", button.url)
+    violations = checks.action_card(card, VENDOR)
     body: dict[str, Any] = {"title": card.title, "text": card.markdown}
     if len(card.buttons) == 1:
         body["singleTitle"] = card.buttons[0].title

@@ -23,10 +23,9 @@ from gateway.channels.base import (
     Rejected,
     UploadedMedia,
 )
-from gateway.channels.media_rules import MB, MediaRule, image_upload_name, type_name, uploaded_at
+from gateway.channels.media_rules import MB, MediaRule, image_upload_name, uploaded_at
 from gateway.channels.recall_errors import recall_refused
 from gateway.channels.template_card import card_to_json
-from gateway.channels.transport import FilePart
 from gateway.errors import VendorError, VendorOutcome, Violation
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -35,7 +34,6 @@ MEDIA_LIFETIME = 3 * 86400.0  # a media_id works for 3 days
 TEXT_LIMIT = 2048  # bytes, text and markdown
 USER_LIMIT = 1000
 PARTY_TAG_LIMIT = 100
-DEFAULT_EXPIRES_IN = 7200.0
 CARD_TYPES = {
     "text_notice": ("card_action",),
     "news_notice": ("card_image", "image_text_area"),
@@ -114,22 +112,7 @@ class WeComApp(ChannelAdapter):
 
     async def fetch_token(self, deadline: float | None) -> tuple[str, float]:
         params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.corp_secret.get_secret_value()}
-        try:
-            answer = await self.call("GET", "/cgi-bin/gettoken", params=params, deadline=deadline)
-        except VendorError as error:
-            if error.outcome in (VendorOutcome.RETRY, VendorOutcome.RATE_LIMITED):
-                raise
-            # gettoken failing is about the credentials themselves: retrying cannot help.
-            raise VendorError(
-                f"{VENDOR} gettoken refused the credentials of account {self.account_id!r} "
-                f"(check corp_id and corp_secret): errcode {error.errcode}: {error.errmsg}",
-                outcome=VendorOutcome.CONFIGURATION,
-                channel=self.channel,
-                account=self.account_id,
-                errcode=error.errcode,
-                errmsg=error.errmsg,
-            ) from None
-        return str(answer["access_token"]), float(answer.get("expires_in") or DEFAULT_EXPIRES_IN)
+        return await self.gettoken("/cgi-bin/gettoken", params, "corp_id and corp_secret", deadline=deadline)
 
     def prepare(self, request: pb.SendRequest, message_id: str) -> Outgoing:
         message = request.message
@@ -177,14 +160,8 @@ class WeComApp(ChannelAdapter):
             raise recall_refused(error, VENDOR) from None
 
     async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
-        answer = await self.call_with_token(
-            "POST",
-            "/cgi-bin/media/upload",
-            params={"type": type_name(media.type)},
-            file=FilePart(
-                "media", media.filename, media.content_type or "application/octet-stream", media.data
-            ),
-            deadline=deadline,
+        answer = await self.upload_file(
+            "/cgi-bin/media/upload", {}, media, with_token=True, deadline=deadline
         )
         return UploadedMedia(str(answer["media_id"]), uploaded_at(answer) + MEDIA_LIFETIME)
 

@@ -22,9 +22,8 @@ from gateway.channels.base import (
     Outgoing,
     UploadedMedia,
 )
-from gateway.channels.media_rules import MB, MediaRule, type_name, uploaded_at
+from gateway.channels.media_rules import MB, MediaRule, uploaded_at
 from gateway.channels.template_card import card_to_json
-from gateway.channels.transport import FilePart
 from gateway.errors import VendorOutcome, Violation
 from gateway.store.rate_limits import RateLimit
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -79,7 +78,12 @@ class WeComRobot(ChannelAdapter):
     def prepare(self, request: pb.SendRequest, message_id: str) -> Outgoing:
         message, recipients = request.message, request.recipients
         kind = message.WhichOneof("kind") or ""
-        violations = _recipient_violations(recipients, mentions_allowed=kind == "text")
+        violations = checks.robot_recipients(
+            recipients,
+            VENDOR,
+            mentions_allowed=kind == "text",
+            kinds="text messages (write <@userid> inside markdown instead)",
+        )
         body: dict[str, Any]
         if kind == "text":
             content = message.text.content
@@ -151,15 +155,8 @@ class WeComRobot(ChannelAdapter):
         return Delivery(state=pb.MESSAGE_STATE_SENT)
 
     async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
-        answer = await self.call(
-            "POST",
-            "/cgi-bin/webhook/upload_media",
-            params={"key": self.settings.key.get_secret_value(), "type": type_name(media.type)},
-            file=FilePart(
-                "media", media.filename, media.content_type or "application/octet-stream", media.data
-            ),
-            deadline=deadline,
-        )
+        params = {"key": self.settings.key.get_secret_value()}
+        answer = await self.upload_file("/cgi-bin/webhook/upload_media", params, media, deadline=deadline)
         return UploadedMedia(str(answer["media_id"]), uploaded_at(answer) + MEDIA_LIFETIME)
 
 
@@ -194,16 +191,3 @@ def _image(image: pb.Image) -> tuple[list[Violation], dict[str, str]]:
 
 def is_jpeg_or_png(data: bytes) -> bool:
     return data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")
-
-
-def _recipient_violations(recipients: pb.Recipients, *, mentions_allowed: bool) -> list[Violation]:
-    why = "a WeCom robot posts to its group; it can only @-mention user_ids, mobiles or all"
-    violations = checks.not_for("recipients.department_ids", bool(recipients.department_ids), why)
-    violations += checks.not_for("recipients.tag_ids", bool(recipients.tag_ids), why)
-    if not mentions_allowed:
-        violations += checks.not_for(
-            "recipients",
-            bool(recipients.user_ids or recipients.mobiles or recipients.all),
-            "WeCom robots @-mention people only in text messages (write <@userid> inside markdown instead)",
-        )
-    return violations
