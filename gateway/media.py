@@ -8,6 +8,7 @@ import logging
 from gateway.channels.base import ChannelAdapter, MediaUpload, UploadedMedia
 from gateway.errors import Unavailable
 from gateway.store.media_cache import CachedMedia, MediaCache
+from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.media")
 
@@ -17,8 +18,9 @@ async def upload_through_cache(
 ) -> tuple[UploadedMedia, str, bool]:
     """Returns (media, sha256 hex, reused); a cache that is down costs an upload, not the call."""
     sha256 = hashlib.sha256(media.data).hexdigest()
+    key = _cache_key(media, sha256)
     try:
-        cached = await cache.get(adapter.account_id, media.type, sha256)
+        cached = await cache.get(adapter.account_id, media.type, key)
     except Unavailable as exc:
         log.warning(
             "media cache unavailable; uploading", extra={"account": adapter.account_id, "error": exc.message}
@@ -31,7 +33,7 @@ async def upload_through_cache(
         await cache.put(
             adapter.account_id,
             media.type,
-            sha256,
+            key,
             CachedMedia(uploaded.media_id, len(media.data), uploaded.expires_at),
         )
     except Unavailable as exc:
@@ -39,3 +41,10 @@ async def upload_through_cache(
             "media cache unavailable; not cached", extra={"account": adapter.account_id, "error": exc.message}
         )
     return uploaded, sha256, False
+
+
+def _cache_key(media: MediaUpload, sha256: str) -> str:
+    """The content hash; for files also the name, because recipients see the uploaded file's name."""
+    if media.type == pb.MEDIA_TYPE_FILE:
+        return f"{sha256}:{hashlib.sha256(media.filename.encode()).hexdigest()[:16]}"
+    return sha256

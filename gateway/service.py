@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from gateway.chain.chains import Chains
-from gateway.chain.context import CallContext
+from gateway.chain.context import CallContext, RequestT
+from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
 
@@ -17,15 +18,22 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self._chains = chains
 
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
-        return await self._chains.send(CallContext.with_timeout("send", request, context.time_remaining()))
+        return await self._chains.send(_context("send", request, context))
 
     async def Recall(self, request: pb.RecallRequest, context: grpc.aio.ServicerContext) -> pb.RecallResponse:
-        return await self._chains.recall(
-            CallContext.with_timeout("recall", request, context.time_remaining())
-        )
+        return await self._chains.recall(_context("recall", request, context))
 
     async def UploadMedia(
         self, request_iterator: AsyncIterator[pb.UploadMediaRequest], context: grpc.aio.ServicerContext
     ) -> pb.UploadMediaResponse:
-        ctx = CallContext.with_timeout("upload", request_iterator, context.time_remaining())
-        return await self._chains.upload(ctx)
+        return await self._chains.upload(_context("upload", request_iterator, context))
+
+
+def _context(operation: str, request: RequestT, context: grpc.aio.ServicerContext) -> CallContext[RequestT]:
+    """The chain's context: the caller's deadline, and the tenant authentication found."""
+    ctx = CallContext.with_timeout(operation, request, context.time_remaining())
+    tenant = current_tenant.get()
+    if tenant is not None:
+        ctx.tenant = tenant.name
+        ctx.annotate("notify.tenant", tenant.name)
+    return ctx

@@ -61,6 +61,11 @@ class WeComRobot(ChannelAdapter):
             44004: VendorOutcome.INVALID_REQUEST,
             45002: VendorOutcome.INVALID_REQUEST,
             45008: VendorOutcome.INVALID_REQUEST,
+            # upload_media: bad type, bad size, too large (vendor-apis.md A, B)
+            40004: VendorOutcome.INVALID_REQUEST,
+            40006: VendorOutcome.INVALID_REQUEST,
+            40011: VendorOutcome.INVALID_REQUEST,
+            45001: VendorOutcome.INVALID_REQUEST,
             45009: VendorOutcome.RATE_LIMITED,
             45033: VendorOutcome.RATE_LIMITED,
             60020: VendorOutcome.PERMISSION,
