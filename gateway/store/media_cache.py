@@ -1,8 +1,9 @@
 """Uploaded media by content: the same bytes to the same account are uploaded once per validity.
 
 Keyed by (account, media type, content key): the sha256 of the bytes, and for files also of the
-name, since recipients see the name the file was uploaded with. An entry lives until shortly before the vendor forgets
-the media_id (WeCom: 3 days), so a cached id is never one the vendor has already dropped.
+name, since recipients see the name the file was uploaded with. An entry lives until shortly
+before the vendor forgets the media_id (WeCom: 3 days), so a cached id is never one the vendor
+has already dropped.
 """
 
 from __future__ import annotations
