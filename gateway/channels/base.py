@@ -22,7 +22,13 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 from gateway.channels.media_rules import MediaRule, type_name
-from gateway.channels.transport import FilePart, TransportError, TransportTimeout, VendorTransport
+from gateway.channels.transport import (
+    FilePart,
+    TransportError,
+    TransportTimeout,
+    VendorReply,
+    VendorTransport,
+)
 from gateway.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,7 +39,7 @@ from gateway.errors import (
 )
 from gateway.redaction import redact
 from gateway.store.rate_limits import RateLimit
-from gateway.telemetry import tracer, vendor_errors
+from gateway.telemetry import tracer, vendor_duration, vendor_errors
 from gateway.tokens.manager import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -330,9 +336,7 @@ class ChannelAdapter(ABC):
             timeout = self._timeout(deadline)
             retry_reason: str
             try:
-                reply = await self.transport.request(
-                    method, url, params=params, json_body=json_body, file=file, timeout=timeout
-                )
+                reply = await self._timed_request(method, url, path, params, json_body, file, timeout)
             except TransportError as exc:
                 kind = "VENDOR_TIMEOUT" if isinstance(exc, TransportTimeout) else "VENDOR_UNREACHABLE"
                 if (exc.sent and not self.retry_is_idempotent) or attempt == attempts:
@@ -372,6 +376,34 @@ class ChannelAdapter(ABC):
             )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises
+
+    async def _timed_request(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        file: FilePart | None,
+        timeout: float,
+    ) -> VendorReply:
+        """One attempt, its latency recorded per channel and outcome (HTTP status, timeout, error)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            reply = await self.transport.request(
+                method, url, params=params, json_body=json_body, file=file, timeout=timeout
+            )
+            outcome = str(reply.status)
+            return reply
+        except TransportTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            vendor_duration.record(
+                time.perf_counter() - started,
+                {"notify.channel": self.channel, "notify.vendor.path": path, "outcome": outcome},
+            )
 
     def classify(self, errcode: int, answer: Mapping[str, Any]) -> VendorOutcome:
         return self.errors.classify(errcode, str(answer.get("errmsg", "")))

@@ -10,9 +10,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from gateway.redaction import redact
+from gateway.telemetry import tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +102,41 @@ class AiohttpTransport:
         elif json_body is not None:
             data = encode_json(json_body).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
-        try:
-            async with self._client().request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                text = await response.text(errors="replace")
-                return VendorReply(response.status, _json_object(text), text)
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise TransportTimeout(f"no answer within {timeout:.1f}s", sent=True) from None
-        except aiohttp.ClientConnectorError as exc:
-            # Never connected, so nothing was delivered: safe to retry even without idempotency.
-            raise TransportError(f"cannot connect: {exc.os_error.strerror or exc}", sent=False) from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"{type(exc).__name__}", sent=True) from None
+        target = urlsplit(url)
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "server.address": target.hostname or "",
+            "server.port": target.port or (443 if target.scheme == "https" else 80),
+            # Credentials travel as query parameters: the recorded URL has them masked.
+            "url.full": redact(f"{url}?{urlencode(params)}" if params else url),
+        }
+        with tracer.start_as_current_span(
+            method, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+        ) as span:
+            try:
+                async with self._client().request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response:
+                    text = await response.text(errors="replace")
+                    span.set_attribute("http.response.status_code", response.status)
+                    if response.status >= 500:
+                        span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
+                    return VendorReply(response.status, _json_object(text), text)
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                span.set_status(Status(StatusCode.ERROR, "timeout"))
+                raise TransportTimeout(f"no answer within {timeout:.1f}s", sent=True) from None
+            except aiohttp.ClientConnectorError as exc:
+                span.set_status(Status(StatusCode.ERROR, "connect failed"))
+                # Never connected, so nothing was delivered: safe to retry even without idempotency.
+                raise TransportError(f"cannot connect: {exc.os_error.strerror or exc}", sent=False) from None
+            except aiohttp.ClientError as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise TransportError(f"{type(exc).__name__}", sent=True) from None
 
     async def close(self) -> None:
         if self._session is not None:

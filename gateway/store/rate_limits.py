@@ -26,25 +26,45 @@ class RateLimit:
     window_seconds: float
 
 
+@dataclass(frozen=True)
+class Admission:
+    wait: float  # 0 when admitted; else seconds until a slot frees (nothing was taken)
+    ticket: str  # names the slot taken, so it can be given back
+
+
 class RateLimiter(Protocol):
-    async def acquire(self, scope: str, rate: RateLimit) -> float:
-        """Admits one call and returns 0, or admits nothing and returns seconds until a slot frees."""
+    async def acquire(self, scope: str, rate: RateLimit) -> Admission:
+        """Takes a slot if one is free; otherwise takes nothing and says how long to wait."""
+        ...
+
+    async def release(self, scope: str, ticket: str) -> None:
+        """Gives back a slot a call took but did not use (another limit refused the call)."""
         ...
 
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
-        self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._windows: dict[str, collections.deque[tuple[float, str]]] = collections.defaultdict(
+            collections.deque
+        )
 
-    async def acquire(self, scope: str, rate: RateLimit) -> float:
+    async def acquire(self, scope: str, rate: RateLimit) -> Admission:
         now = time.monotonic()
         window = self._windows[scope]
-        while window and window[0] <= now - rate.window_seconds:
+        while window and window[0][0] <= now - rate.window_seconds:
             window.popleft()
         if len(window) < rate.limit:
-            window.append(now)
-            return 0.0
-        return window[0] + rate.window_seconds - now
+            ticket = uuid.uuid4().hex
+            window.append((now, ticket))
+            return Admission(0.0, ticket)
+        return Admission(window[0][0] + rate.window_seconds - now, "")
+
+    async def release(self, scope: str, ticket: str) -> None:
+        window = self._windows[scope]
+        for entry in window:
+            if entry[1] == ticket:
+                window.remove(entry)
+                return
 
 
 _ACQUIRE = """
@@ -64,19 +84,30 @@ return tonumber(oldest[2]) + window_us - now_us
 
 class RedisRateLimiter:
     def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self._client = client
         self._keys = KeySpace(namespace)
         self._acquire = client.register_script(_ACQUIRE)
 
     @traced("EVALSHA acquire")
-    async def acquire(self, scope: str, rate: RateLimit) -> float:
-        member = uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
+    async def acquire(self, scope: str, rate: RateLimit) -> Admission:
+        ticket = uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
         try:
             wait_us = await self._acquire(
                 keys=[self._keys.key(scope, "rate")],
-                args=[int(rate.window_seconds * 1_000_000), rate.limit, member],
+                args=[int(rate.window_seconds * 1_000_000), rate.limit, ticket],
             )
         except RedisError as exc:
-            raise Unavailable(
-                f"rate limiter unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE"
-            ) from None
-        return max(0.0, int(wait_us) / 1_000_000)
+            raise _unavailable(exc) from None
+        wait = max(0.0, int(wait_us) / 1_000_000)
+        return Admission(wait, ticket if wait == 0 else "")
+
+    @traced("ZREM")
+    async def release(self, scope: str, ticket: str) -> None:
+        try:
+            await self._client.zrem(self._keys.key(scope, "rate"), ticket)
+        except RedisError as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: RedisError) -> Unavailable:
+    return Unavailable(f"rate limiter unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE")

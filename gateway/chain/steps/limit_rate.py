@@ -25,15 +25,21 @@ def limit_rate(limiter: RateLimiter) -> Step:
     async def limit_rate(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
         adapter = ctx.require_adapter()
         tenant = current_tenant.get()
-        checks: list[tuple[str, RateLimit, str]] = []
-        if adapter.rate_limit is not None:
-            checks.append((f"account:{ctx.account_id}", adapter.rate_limit, f"account {ctx.account_id!r}"))
+        # The tenant's quota first: a call its own quota refuses must not use up a shared robot's slot.
+        limits: list[tuple[str, RateLimit, str]] = []
         if tenant is not None and tenant.sends_per_minute:
-            checks.append(
-                (f"tenant:{tenant.name}", RateLimit(tenant.sends_per_minute, 60.0), f"tenant {tenant.name!r}")
-            )
-        for scope, rate, who in checks:
-            await _admit(limiter, scope, rate, who, ctx)
+            quota = RateLimit(tenant.sends_per_minute, 60.0)
+            limits.append((f"tenant:{tenant.name}", quota, f"tenant {tenant.name!r}"))
+        if adapter.rate_limit is not None:
+            limits.append((f"account:{ctx.account_id}", adapter.rate_limit, f"account {ctx.account_id!r}"))
+        taken: list[tuple[str, str]] = []
+        try:
+            for scope, rate, who in limits:
+                taken.append((scope, await _admit(limiter, scope, rate, who, ctx)))
+        except ResourceExhausted:
+            for scope, ticket in taken:  # refused by a later limit: give the earlier slots back
+                await limiter.release(scope, ticket)
+            raise
         return await call_next()
 
     return limit_rate
@@ -41,12 +47,13 @@ def limit_rate(limiter: RateLimiter) -> Step:
 
 async def _admit(
     limiter: RateLimiter, scope: str, rate: RateLimit, who: str, ctx: CallContext[pb.SendRequest]
-) -> None:
+) -> str:
     may_wait = ctx.request.options.wait_for_rate_limit
     while True:
-        wait = await limiter.acquire(scope, rate)
-        if wait <= 0:
-            return
+        admission = await limiter.acquire(scope, rate)
+        if admission.wait <= 0:
+            return admission.ticket
+        wait = admission.wait
         fits = ctx.deadline is None or time.monotonic() + wait + DELIVERY_ALLOWANCE < ctx.deadline
         if not (may_wait and fits):
             raise ResourceExhausted(

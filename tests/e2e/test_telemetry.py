@@ -1,0 +1,468 @@
+"""What an SRE sees: one trace per Send from the caller's span down to the vendor's HTTP call, errors
+and retries on the spans, the metrics that count them, and never a credential anywhere.
+
+The session installs in-memory OpenTelemetry providers (conftest), the way start-up installs real
+ones; the gateway records into them as it would into an exporter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Iterator
+
+import grpc
+import pytest
+import yaml
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway.config import Config
+from gateway.sandbox import SandboxServer, SandboxState
+from gateway.tenants import hash_key
+from generated.notify.v1 import notification_service_pb2 as pb
+from tests.conftest import (
+    DINGTALK_PLAIN_TOKEN,
+    DINGTALK_SECRET,
+    DINGTALK_TOKEN,
+    SECRETS,
+    WECOM_KEY,
+    Gateway,
+    gateway_config,
+    running_gateway,
+)
+
+SERVER_SPAN = "notify.v1.NotificationService/Send"
+SEND_STEPS = (
+    "assign_message_id",
+    "validate_send",
+    "resolve_account",
+    "authorize_account",
+    "check_message",
+    "deduplicate",
+    "limit_rate",
+    "upload_inline_media",
+    "record_message",
+    "deliver",
+)
+TENANT_KEY = "telemetry-tenant-key-60b1e4"
+TEXT = pb.Message(text=pb.Text(content="disk almost full"))
+RECIPIENTS = {"corp-app": ["zhangsan"], "ding-app": ["user01"]}
+# A credential parameter with a value that is not the mask.
+CREDENTIAL_PARAM = re.compile(
+    r"(?i)\b(sign|timestamp|access_token|key|corpsecret|appsecret)=(?!\*\*\*)[^&\s\"']"
+)
+
+
+def configured(base: Config, **top_level: object) -> Config:
+    fields = {name: getattr(base, name) for name in Config.model_fields}
+    return Config.model_validate({**fields, **top_level})
+
+
+def send_request(account: str, **fields: object) -> pb.SendRequest:
+    recipients = pb.Recipients(user_ids=RECIPIENTS.get(account, []))
+    return pb.SendRequest(account=account, message=TEXT, recipients=recipients, **fields)  # type: ignore[arg-type]
+
+
+async def server_span_of(
+    spans: InMemorySpanExporter, message_id: str = "", *, failed: bool = False
+) -> ReadableSpan:
+    """The finished server span of a Send (by its message_id, or the only failed one)."""
+
+    def matches(span: ReadableSpan) -> bool:
+        if span.name != SERVER_SPAN or span.kind != SpanKind.SERVER:
+            return False
+        if failed:
+            return span.status.status_code == StatusCode.ERROR
+        return (span.attributes or {}).get("notify.message_id") == message_id
+
+    for _ in range(250):
+        found = [span for span in spans.get_finished_spans() if matches(span)]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no finished server span for {message_id or 'the failed Send'}")
+
+
+def trace_of(spans: InMemorySpanExporter, root: ReadableSpan) -> list[ReadableSpan]:
+    assert root.context is not None
+    return [
+        s
+        for s in spans.get_finished_spans()
+        if s.context is not None and s.context.trace_id == root.context.trace_id
+    ]
+
+
+def descendants(trace: list[ReadableSpan], ancestor: ReadableSpan) -> list[ReadableSpan]:
+    assert ancestor.context is not None
+    children = [s for s in trace if s.parent is not None and s.parent.span_id == ancestor.context.span_id]
+    return children + [d for child in children for d in descendants(trace, child)]
+
+
+def named(trace: Iterable[ReadableSpan], predicate: Callable[[str], bool]) -> list[ReadableSpan]:
+    return [span for span in trace if predicate(span.name)]
+
+
+def one(trace: Iterable[ReadableSpan], name: str) -> ReadableSpan:
+    found = named(trace, lambda n: n == name)
+    assert len(found) == 1, (name, [s.name for s in trace])
+    return found[0]
+
+
+# -- the span tree ----------------------------------------------------------------------------
+
+
+async def test_a_send_is_one_trace_from_the_server_span_through_every_step_to_the_vendor(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    reply = await gateway.stub.Send(send_request("ops-dingtalk"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    attributes = dict(server.attributes or {})
+    assert attributes["rpc.system"] == "grpc"
+    assert attributes["rpc.service"] == "notify.v1.NotificationService"
+    assert attributes["rpc.method"] == "Send"
+    assert attributes["rpc.grpc.status_code"] == 0
+    assert attributes["notify.account"] == "ops-dingtalk"
+    assert attributes["notify.channel"] == "dingtalk_robot"
+    assert attributes["notify.message_kind"] == "text"
+    assert server.status.status_code != StatusCode.ERROR
+
+    trace = trace_of(spans, server)
+    below = descendants(trace, server)
+    steps = named(below, lambda n: n.startswith("send."))
+    assert sorted(s.name for s in steps) == sorted(f"send.{step}" for step in SEND_STEPS)
+    assert server.context is not None
+    first = one(steps, "send.assign_message_id")
+    assert first.parent is not None and first.parent.span_id == server.context.span_id
+
+    vendor = one(below, "vendor dingtalk_robot /robot/send")
+    deliver = one(steps, "send.deliver")
+    assert vendor in descendants(trace, deliver)
+    vendor_attributes = dict(vendor.attributes or {})
+    assert vendor_attributes["notify.channel"] == "dingtalk_robot"
+    assert vendor_attributes["notify.account"] == "ops-dingtalk"
+
+
+async def test_the_vendor_call_has_an_http_client_span_with_a_redacted_url(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    reply = await gateway.stub.Send(send_request("ops-dingtalk"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    trace = trace_of(spans, server)
+    vendor = one(trace, "vendor dingtalk_robot /robot/send")
+    http = [s for s in descendants(trace, vendor) if s.kind == SpanKind.CLIENT]
+    assert len(http) == 1, [s.name for s in descendants(trace, vendor)]
+    attributes = dict(http[0].attributes or {})
+    assert attributes.get("http.request.method") == "POST"
+    assert attributes.get("http.response.status_code") == 200
+    url = str(attributes.get("url.full", ""))
+    assert "/robot/send" in url
+    assert DINGTALK_TOKEN not in url and not CREDENTIAL_PARAM.search(url)
+
+
+async def test_a_send_with_a_tenant_names_the_tenant_on_its_server_span(
+    sandbox: SandboxServer, spans: InMemorySpanExporter
+) -> None:
+    tenants = yaml.safe_load(
+        textwrap.dedent(
+            f"""
+            - name: observability
+              api_keys: ["{hash_key(TENANT_KEY)}"]
+              accounts: ["*"]
+            """
+        )
+    )
+    config = configured(gateway_config(sandbox.url), tenants=tenants)
+    async with running_gateway(config, sandbox.state) as gateway:
+        reply = await gateway.stub.Send(
+            send_request("team-wecom"), metadata=(("authorization", f"Bearer {TENANT_KEY}"),), timeout=5
+        )
+
+    server = await server_span_of(spans, reply.message_id)
+    assert dict(server.attributes or {}).get("notify.tenant") == "observability"
+
+
+async def test_a_vendor_refusal_marks_the_server_span_failed_with_the_vendor_errcode(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    gateway.sandbox.inject_fault("dingtalk_robot", "plain-dingtalk", errcode=400102, errmsg="robot disabled")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.stub.Send(send_request("plain-dingtalk"), timeout=5)
+
+    server = await server_span_of(spans, failed=True)
+    attributes = dict(server.attributes or {})
+    assert attributes["rpc.grpc.status_code"] == caught.value.code().value[0] != 0
+    assert attributes["notify.vendor.errcode"] == 400102
+    assert attributes["notify.account"] == "plain-dingtalk"
+    vendor = one(trace_of(spans, server), "vendor dingtalk_robot /robot/send")
+    assert vendor.status.status_code == StatusCode.ERROR
+    assert dict(vendor.attributes or {})["notify.vendor.errcode"] == 400102
+
+
+async def test_an_invalid_send_is_an_error_span_with_invalid_argument(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.stub.Send(pb.SendRequest(account="team-wecom"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    server = await server_span_of(spans, failed=True)
+    assert dict(server.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert not named(trace_of(spans, server), lambda n: n.startswith("vendor "))
+
+
+async def test_the_callers_trace_context_is_continued(gateway: Gateway, spans: InMemorySpanExporter) -> None:
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+    reply = await gateway.stub.Send(
+        send_request("team-wecom"), metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"),), timeout=5
+    )
+
+    server = await server_span_of(spans, reply.message_id)
+    assert server.context is not None and server.parent is not None
+    assert server.context.trace_id == int(trace_id, 16)
+    assert server.parent.span_id == int(parent_id, 16)
+    assert server.parent.is_remote
+    assert named(trace_of(spans, server), lambda n: n.startswith("vendor wecom_robot"))
+
+
+async def test_an_application_send_shows_the_token_fetch_in_its_trace(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    reply = await gateway.stub.Send(send_request("corp-app"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    trace = trace_of(spans, server)
+    fetch = one(trace, "token.fetch")
+    assert dict(fetch.attributes or {})["notify.account"] == "corp-app"
+    assert fetch in descendants(trace, server)
+    assert one(descendants(trace, fetch), "vendor wecom_app /cgi-bin/gettoken")
+    assert one(trace, "vendor wecom_app /cgi-bin/message/send")
+
+
+async def test_a_retried_vendor_call_shows_a_retry_event(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    gateway.sandbox.inject_fault("wecom_robot", "team-wecom", http_status=503)
+
+    reply = await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    vendor = one(trace_of(spans, server), "vendor wecom_robot /cgi-bin/webhook/send")
+    retries = [event for event in vendor.events if event.name == "vendor.retry"]
+    assert len(retries) == 1
+    assert dict(retries[0].attributes or {})["attempt"] == 1
+    assert "503" in str(dict(retries[0].attributes or {})["reason"])
+    assert len(gateway.sandbox.delivered("wecom_robot", "team-wecom")) == 1
+
+
+async def test_redis_calls_are_client_spans_in_the_send_trace(
+    sandbox: SandboxServer, redis_url: str, namespace: str, spans: InMemorySpanExporter
+) -> None:
+    config = configured(gateway_config(sandbox.url), token_store=redis_url, key_namespace=namespace)
+    async with running_gateway(config, sandbox.state) as gateway:
+        reply = await gateway.stub.Send(send_request("corp-app", idempotency_key="redis-trace"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    redis_spans = [s for s in trace_of(spans, server) if (s.attributes or {}).get("db.system") == "redis"]
+    assert redis_spans
+    assert all(s.kind == SpanKind.CLIENT for s in redis_spans)
+    assert {str((s.attributes or {}).get("db.operation.name")) for s in redis_spans} >= {"GET", "SET"}
+
+
+# -- no credential anywhere -------------------------------------------------------------------
+
+
+def current_app_token(state: SandboxState, app: str) -> str:
+    """The access token the sandbox holds current for `app` (the one the gateway was just given).
+
+    ``issue`` hands back the current token while it is valid, so right after a successful Send
+    this reads the gateway's token without changing anything.
+    """
+    book = state.wecom_apps.tokens if app in state.wecom_apps else state.dingtalk_apps.tokens
+    return book.issue(app, state.clock.now(), state.token_lifetime).value
+
+
+async def drive_every_account(gateway: Gateway) -> set[str]:
+    """Sends through every account, successes and failures; returns the app tokens issued."""
+    state, stub = gateway.sandbox, gateway.stub
+    tokens: set[str] = set()
+
+    async def attempt(req: pb.SendRequest) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await stub.Send(req, timeout=5)
+
+    for account in ("team-wecom", "ops-dingtalk", "plain-dingtalk", "corp-app", "ding-app"):
+        await stub.Send(send_request(account), timeout=5)
+    for app in ("corp-app", "ding-app"):
+        tokens.add(current_app_token(state, app))
+
+    # Vendors echoing the credential in errmsg; bare HTTP failures; retries.
+    state.inject_fault(
+        "wecom_robot", "team-wecom", errcode=93000, errmsg=f"invalid webhook url, key={WECOM_KEY}"
+    )
+    await attempt(send_request("team-wecom"))
+    state.inject_fault("wecom_robot", "team-wecom", http_status=503, times=3)
+    await attempt(send_request("team-wecom"))
+    state.inject_fault(
+        "dingtalk_robot",
+        "ops-dingtalk",
+        errcode=310000,
+        errmsg=f"sign not match for secret {DINGTALK_SECRET}",
+    )
+    await attempt(send_request("ops-dingtalk"))
+    state.inject_fault("dingtalk_robot", "ops-dingtalk", http_status=502)
+    await attempt(send_request("ops-dingtalk"))
+    state.inject_fault(
+        "dingtalk_robot",
+        "plain-dingtalk",
+        errcode=300001,
+        errmsg=f"token {DINGTALK_PLAIN_TOKEN} is not exist",
+    )
+    await attempt(send_request("plain-dingtalk"))
+    await attempt(pb.SendRequest(account="plain-dingtalk"))  # INVALID_ARGUMENT
+
+    # Applications: a revoked token is replaced (the old one is rejected on the wire), an expired
+    # one too, and a vendor refusal on the send itself.
+    for app in ("corp-app", "ding-app"):
+        state.revoke_token(app)
+        await stub.Send(send_request(app), timeout=5)
+        tokens.add(current_app_token(state, app))
+    state.inject_fault("wecom_app", "corp-app", errcode=60020, errmsg="not allow to access from your ip")
+    await attempt(send_request("corp-app"))
+    state.inject_fault(
+        "dingtalk_work",
+        "ding-app",
+        errcode=88,
+        errmsg="invalid token",
+        path="/topapi/message/corpconversation/asyncsend_v2",
+    )
+    await attempt(send_request("ding-app"))
+    tokens.add(current_app_token(state, "ding-app"))
+    return tokens
+
+
+def span_texts(span: ReadableSpan) -> Iterator[tuple[str, str]]:
+    yield "name", span.name
+    yield "status", span.status.description or ""
+    for key, value in (span.attributes or {}).items():
+        yield f"attribute {key}", f"{key}={value}"
+    for event in span.events:
+        yield "event", event.name
+        for key, value in (event.attributes or {}).items():
+            yield f"event {event.name} {key}", f"{key}={value}"
+
+
+def record_texts(record: logging.LogRecord) -> Iterator[tuple[str, str]]:
+    yield "message", record.getMessage()
+    for key, value in record.__dict__.items():
+        yield f"field {key}", str(value)
+    if record.exc_info:
+        yield "exception", logging.Formatter().formatException(record.exc_info)
+
+
+def leaks(text: str, secrets: Iterable[str]) -> list[str]:
+    found = [secret for secret in secrets if secret in text]
+    found += [match.group(0) for match in CREDENTIAL_PARAM.finditer(text)]
+    return found
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_no_credential_or_access_token_appears_in_any_span_or_log_record(
+    sandbox: SandboxServer,
+    spans: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    store: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stores = (
+        {}
+        if store == "memory"
+        else {
+            "token_store": request.getfixturevalue("redis_url"),
+            "key_namespace": request.getfixturevalue("namespace"),
+        }
+    )
+    config = configured(gateway_config(sandbox.url), **stores)
+    async with running_gateway(config, sandbox.state) as gateway:
+        app_tokens = await drive_every_account(gateway)
+
+    secrets = (*SECRETS, *app_tokens)
+    assert len(app_tokens) >= 4, "each app got a first and a replacement token"
+    finished = spans.get_finished_spans()
+    assert len(named(finished, lambda n: n.startswith("vendor "))) >= 15, "the Sends were traced"
+    for span in finished:
+        for where, text in span_texts(span):
+            assert not leaks(text, secrets), f"span {span.name!r}, {where}"
+    assert caplog.records, "the gateway logged the calls"
+    for record in caplog.records:
+        for where, text in record_texts(record):
+            assert not leaks(text, secrets), f"log record {record.name} {record.getMessage()!r}, {where}"
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list[object]:
+    data = reader.get_metrics_data()
+    found: list[object] = []
+    for resource in data.resource_metrics if data is not None else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    found.extend(metric.data.data_points)
+    return found
+
+
+def total(reader: InMemoryMetricReader, name: str, **attributes: object) -> float:
+    """The sum (counters) or count (histograms) of the data points carrying these attributes."""
+    result = 0.0
+    for point in points(reader, name):
+        if all((point.attributes or {}).get(k) == v for k, v in attributes.items()):  # type: ignore[attr-defined]
+            result += getattr(point, "value", None) or getattr(point, "count", 0)
+    return result
+
+
+async def test_sends_are_counted_by_method_and_status(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    ok_before = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 0})
+    bad_before = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 3})
+
+    await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+    await gateway.stub.Send(send_request("plain-dingtalk"), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gateway.stub.Send(pb.SendRequest(account="team-wecom"), timeout=5)
+
+    ok = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 0})
+    bad = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 3})
+    assert ok - ok_before == 2
+    assert bad - bad_before == 1
+
+
+async def test_an_application_send_counts_its_token_fetch(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    before = total(metric_reader, "notify.token.fetches", **{"notify.account": "ding-app"})
+
+    await gateway.stub.Send(send_request("ding-app"), timeout=5)
+    await gateway.stub.Send(send_request("ding-app"), timeout=5)  # the token is reused
+
+    assert total(metric_reader, "notify.token.fetches", **{"notify.account": "ding-app"}) - before == 1
+
+
+async def test_vendor_call_latency_is_recorded(gateway: Gateway, metric_reader: InMemoryMetricReader) -> None:
+    before = total(metric_reader, "notify.vendor.duration", **{"notify.channel": "wecom_robot"})
+
+    await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+
+    assert total(metric_reader, "notify.vendor.duration", **{"notify.channel": "wecom_robot"}) - before >= 1
