@@ -217,8 +217,18 @@ class ChannelAdapter(ABC):
                 errcode=error.errcode,
                 errmsg=error.errmsg,
             ) from None
-        # expires_in: "assume 7200 when absent" (vendor-apis.md A).
-        return str(answer["access_token"]), float(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        token = answer.get("access_token")
+        if not isinstance(token, str) or not token:
+            # errcode 0 without a token: never treat a malformed answer as success.
+            raise self.vendor_error(
+                VendorOutcome.UNKNOWN, 0, "gettoken answered errcode 0 without an access_token"
+            )
+        try:
+            # expires_in: "assume 7200 when absent" (vendor-apis.md A).
+            expires_in = float(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (TypeError, ValueError):
+            expires_in = DEFAULT_TOKEN_LIFETIME
+        return token, expires_in
 
     async def upload_file(
         self,

@@ -35,14 +35,18 @@ class AccessLogInterceptor(HandlerWrapper):
             raise
         finally:
             tenant = current_tenant.get()
-            span_context = trace.get_current_span().get_span_context()
+            span = trace.get_current_span()
+            span_context = span.get_span_context()
+            # What the chain found out (account of a recalled message, the message id) is on the span.
+            facts = getattr(span, "attributes", None) or {}
             fields = {
                 "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else "",
                 "rpc": method,
                 "status": code.name,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "tenant": tenant.name if tenant is not None else "",
-                "account": getattr(request, "account", "") or "",
+                "account": facts.get("notify.account") or getattr(request, "account", "") or "",
+                "message_id": facts.get("notify.message_id", ""),
             }
             log.info("rpc", extra=fields)
 

@@ -156,18 +156,22 @@ class TokenManager:
         return max(expires_in - margin, 1.0)
 
     async def _wait_for_other_replica(self, account: str, deadline: float | None) -> StoredToken | None:
-        """Polls the store while another replica holds the fetch lock; None when the lock lapsed."""
-        give_up = time.monotonic() + self.policy.lock_ttl
+        """Polls the store while another replica holds the fetch lock.
+
+        Returns the token it wrote, or None as soon as the lock is gone without a token (its
+        fetch failed, or it died): then this replica takes the lock and asks the vendor itself.
+        """
         delay = 0.01
-        while time.monotonic() < give_up:
+        while True:
             if deadline is not None and time.monotonic() + delay > deadline:
                 raise DeadlineExceeded(f"waited for another replica's token fetch for account {account!r}")
             await asyncio.sleep(delay)
             stored = await self.store.get(account)
             if stored is not None:
                 return stored
+            if not await self.store.locked(account):
+                return None
             delay = min(delay * 2, 0.2)
-        return None
 
     # -- background refresh -----------------------------------------------------------------------
 

@@ -53,5 +53,9 @@ class MemoryTokenStore:
         if held is not None and held[0] == owner:
             del self._locks[account]
 
+    async def locked(self, account: str) -> bool:
+        held = self._locks.get(account)
+        return held is not None and held[1] > time.monotonic()
+
     async def close(self) -> None:
         return None

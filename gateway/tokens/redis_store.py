@@ -91,6 +91,13 @@ class RedisTokenStore:
         except RedisError as exc:
             raise TokenStoreUnavailable(_describe(exc)) from None
 
+    @traced("EXISTS")
+    async def locked(self, account: str) -> bool:
+        try:
+            return bool(await self._client.exists(self._key(account, "token-lock")))
+        except RedisError as exc:
+            raise TokenStoreUnavailable(_describe(exc)) from None
+
     async def close(self) -> None:
         if self._owns_client:
             await close(self._client)
