@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := generated/notify/v1/notification_service_pb2.py
+CLIENT_STAMP := $(VENV)/.client-installed
+NODE_STAMP := clients/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
 .PHONY: install generate run sandbox test lint format typecheck clean
 
-install: $(STAMP) $(GENERATED)
+install: $(STAMP) $(GENERATED) $(CLIENT_STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +22,17 @@ $(STAMP): pyproject.toml
 
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
+	$(BIN)/python clients/python/scripts/generate_stubs.py
 
 $(GENERATED): $(STAMP) $(PROTOS) scripts/generate.py
 	$(BIN)/python scripts/generate.py
+
+$(CLIENT_STAMP): $(STAMP) clients/python/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e clients/python
+	touch $@
+
+$(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund
 
 run: install  ## the gateway and the vendor sandbox on loopback, with the embedded example config
 	$(BIN)/notify-gateway serve --sandbox
@@ -30,21 +40,23 @@ run: install  ## the gateway and the vendor sandbox on loopback, with the embedd
 sandbox: install  ## the vendor sandbox alone, seeded from the example config
 	$(BIN)/notify-gateway sandbox
 
-test: install
+test: install  ## the Python suite, then the Node client's suite against a live gateway
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	cd clients/node && NOTIFY_PYTHON=$(CURDIR)/$(BIN)/python npm test
 
 lint: install
-	$(BIN)/ruff check gateway tests scripts
-	$(BIN)/ruff format --check gateway tests scripts
+	$(BIN)/ruff check gateway tests scripts clients/python
+	$(BIN)/ruff format --check gateway tests scripts clients/python
 	$(BIN)/buf lint
 	$(BIN)/mypy gateway
+	cd clients/python && $(CURDIR)/$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format gateway tests scripts
-	$(BIN)/ruff check --fix gateway tests scripts
+	$(BIN)/ruff format gateway tests scripts clients/python
+	$(BIN)/ruff check --fix gateway tests scripts clients/python
 
 typecheck: install
 	$(BIN)/mypy gateway
 
 clean:
-	rm -rf $(VENV) generated .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) generated .pytest_cache .mypy_cache .ruff_cache clients/node/node_modules

@@ -1,0 +1,11 @@
+'use strict';
+// @notify-gateway/client: call notify-gateway (notify.v1.NotificationService) from Node.js.
+//
+//   const { NotifyClient, InvalidArgumentError } = require('@notify-gateway/client');
+//   const client = new NotifyClient('gateway:50051', { apiKey, rootCerts: fs.readFileSync('ca.pem') });
+//   const { messageId } = await client.sendText('ops-dingtalk', 'deploy finished');
+
+const { NotifyClient, loadService, resolveProtosDir } = require('./client');
+const errors = require('./errors');
+
+module.exports = { NotifyClient, loadService, resolveProtosDir, ...errors };
