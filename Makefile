@@ -22,12 +22,11 @@ $(STAMP): pyproject.toml
 
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
-	$(BIN)/python clients/python/scripts/generate_stubs.py
 
 $(GENERATED): $(STAMP) $(PROTOS) scripts/generate.py
 	$(BIN)/python scripts/generate.py
 
-$(CLIENT_STAMP): $(STAMP) clients/python/pyproject.toml
+$(CLIENT_STAMP): $(STAMP) $(GENERATED) clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e clients/python
 	touch $@
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import grpc_tools
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "generated"
 PACKAGE = "generated"
+CLIENT_PACKAGE = "notify_client_proto"
 _IMPORT = re.compile(r"^(from|import) notify\.", re.MULTILINE)
 
 
@@ -45,14 +47,48 @@ def main() -> int:
     )
     if rc != 0:
         return rc
+    rc = _client_messages(include, bin_dir, protos)
+    if rc != 0:
+        return rc
     for path in OUT.rglob("*.py*"):
         text = path.read_text()
         fixed = _IMPORT.sub(rf"\1 {PACKAGE}.notify.", text)
         if fixed != text:
             path.write_text(fixed)
     for directory in [OUT, *(d for d in OUT.rglob("*") if d.is_dir())]:
-        (directory / "__init__.py").touch()
+        if not (directory / "__init__.py").exists():
+            (directory / "__init__.py").touch()
     (OUT / "py.typed").touch()
+    return 0
+
+
+def _client_messages(include: Path, bin_dir: Path, protos: list[str]) -> int:
+    """The Python client's copy: message classes only, as top-level package ``notify_client_proto``.
+
+    clients/python maps that package onto generated/python_client/notify_client_proto, so the
+    client installs from this checkout with no generated code committed anywhere. It binds its
+    three RPCs itself, so it needs no *_pb2_grpc module (whose version check would pin grpcio).
+    """
+    target = OUT / "python_client" / CLIENT_PACKAGE
+    with tempfile.TemporaryDirectory() as tmp:
+        rc = protoc.main(
+            [
+                "grpc_tools.protoc",
+                f"-I{PROTOS}",
+                f"-I{include}",
+                f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+                f"--python_out={tmp}",
+                f"--mypy_out={tmp}",
+                *protos,
+            ]
+        )
+        if rc != 0:
+            return int(rc)
+        target.mkdir(parents=True)
+        for path in (Path(tmp) / "notify" / "v1").glob("*_pb2.py*"):
+            shutil.copy(path, target / path.name)
+    (target / "__init__.py").write_text('"""Generated from protos/ by scripts/generate.py; never edit."""\n')
+    (target / "py.typed").touch()
     return 0
 
 

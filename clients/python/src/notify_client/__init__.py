@@ -9,7 +9,8 @@
 calls and for the fields the helpers take; errors are in ``notify_client.errors``.
 """
 
-from notify_client._proto import notification_service_pb2 as pb
+from notify_client_proto import notification_service_pb2 as pb
+
 from notify_client._version import __version__
 from notify_client.aio import AsyncNotifyClient
 from notify_client.errors import (

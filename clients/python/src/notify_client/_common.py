@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from notify_client_proto import notification_service_pb2 as pb
 
-from notify_client._proto import notification_service_pb2 as pb
 from notify_client._version import __version__
 
 SERVICE = "notify.v1.NotificationService"

@@ -24,6 +24,7 @@ from typing import Any, Self, TypeVar, cast
 
 import grpc
 import grpc.aio
+from notify_client_proto import notification_service_pb2 as pb
 
 from notify_client._common import (
     DEFAULT_CHUNK_SIZE,
@@ -45,7 +46,6 @@ from notify_client._common import (
     text_message,
     with_idempotency_key,
 )
-from notify_client._proto import notification_service_pb2 as pb
 from notify_client.errors import InternalError, NotifyError, error_from_rpc_error
 from notify_client.retry import RetryEvent, RetryPolicy
 
@@ -108,8 +108,8 @@ class AsyncNotifyClient:
         self.upload_timeout = upload_timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.chunk_size = chunk_size
-        # The three RPCs are bound here rather than through a generated *_pb2_grpc stub: see
-        # scripts/generate_stubs.py for why the package ships message classes only.
+        # The three RPCs are bound here rather than through a generated *_pb2_grpc stub, whose
+        # version check would pin callers to a grpcio at least as new as the generator's.
         self._send = self._channel.unary_unary(
             SEND,
             request_serializer=pb.SendRequest.SerializeToString,

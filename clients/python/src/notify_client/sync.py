@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 import grpc
+from notify_client_proto import notification_service_pb2 as pb
 
 from notify_client._common import (
     DEFAULT_CHUNK_SIZE,
@@ -35,7 +36,6 @@ from notify_client._common import (
     text_message,
     with_idempotency_key,
 )
-from notify_client._proto import notification_service_pb2 as pb
 from notify_client.errors import NotifyError, error_from_rpc_error
 from notify_client.retry import RetryEvent, RetryPolicy
 
