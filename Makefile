@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := generated/notify/v1/notification_service_pb2.py
 CLIENT_STAMP := $(VENV)/.client-installed
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
 NODE_STAMP := clients/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: install generate run sandbox test lint format typecheck clean
+.PHONY: install generate run sandbox test lint format typecheck bench clean
 
 install: $(STAMP) $(GENERATED) $(CLIENT_STAMP) $(NODE_STAMP)
 
@@ -43,16 +45,23 @@ test: install  ## the Python suite, then the Node client's suite against a live 
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	cd clients/node && NOTIFY_PYTHON=$(CURDIR)/$(BIN)/python npm test
 
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
+	touch $@
+
+bench: install $(BENCH_STAMP)  ## floors, gateway and Apprise side by side (bench/README.md); about a minute
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: install
-	$(BIN)/ruff check gateway tests scripts clients/python
-	$(BIN)/ruff format --check gateway tests scripts clients/python
+	$(BIN)/ruff check gateway tests scripts clients/python bench
+	$(BIN)/ruff format --check gateway tests scripts clients/python bench
 	$(BIN)/buf lint
 	$(BIN)/mypy gateway
 	cd clients/python && $(CURDIR)/$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format gateway tests scripts clients/python
-	$(BIN)/ruff check --fix gateway tests scripts clients/python
+	$(BIN)/ruff format gateway tests scripts clients/python bench
+	$(BIN)/ruff check --fix gateway tests scripts clients/python bench
 
 typecheck: install
 	$(BIN)/mypy gateway

@@ -62,6 +62,7 @@ class TelemetrySettings(_Strict):
     endpoint: str | None = None  # OTLP collector; the exporter's default when unset
     protocol: Literal["grpc", "http"] = "grpc"  # OTLP over gRPC (4317) or HTTP/protobuf (4318)
     prometheus_listen: str | None = None  # host:port to serve /metrics for Prometheus
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)  # share of traces recorded (a caller's choice wins)
     service_name: str = "notify-gateway"
 
 

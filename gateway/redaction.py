@@ -12,9 +12,11 @@ import threading
 from collections.abc import Iterable
 
 MASK = "***"
-_CREDENTIAL_PARAMS = re.compile(
-    r"(?i)\b(access_token|key|sign|timestamp|corpsecret|appsecret|secret)=([^&\s\"']+)"
+#: Query parameters that carry credentials in vendor URLs (vendor-apis.md A-D).
+CREDENTIAL_PARAMS = frozenset(
+    {"access_token", "key", "sign", "timestamp", "corpsecret", "appsecret", "secret"}
 )
+_CREDENTIAL_PARAMS = re.compile(rf"(?i)\b({'|'.join(sorted(CREDENTIAL_PARAMS))})=([^&\s\"']+)")
 _MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words
 
 _lock = threading.Lock()

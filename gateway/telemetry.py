@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, Perio
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 log = logging.getLogger("gateway.telemetry")
 
@@ -44,12 +45,16 @@ class TelemetryOptions:
     protocol: Literal["grpc", "http"] = "grpc"
     prometheus_listen: str | None = None
     service_name: str = "notify-gateway"
+    sample_ratio: float = 1.0
 
 
 def setup_telemetry(options: TelemetryOptions) -> TracerProvider:
     """Installs the global tracer and meter providers; call once per process, before serving."""
     resource = Resource.create({"service.name": options.service_name})
-    tracer_provider = TracerProvider(resource=resource)
+    # Spans cost CPU on every Send (about a quarter of it, bench/README.md): a ratio below 1 records
+    # that share of traces; a caller that sends a sampled traceparent is always recorded.
+    sampler = ParentBased(TraceIdRatioBased(options.sample_ratio))
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     span_exporter = _span_exporter(options)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))

@@ -115,6 +115,7 @@ class Outgoing:
     kind: str
     payload: dict[str, Any]
     pending_media: tuple[MediaUpload, dict[str, Any]] | None = None
+    encoded: bytes | None = None  # the payload as sent, when prepare had to encode it anyway
 
 
 @dataclass(frozen=True)

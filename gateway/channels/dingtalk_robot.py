@@ -138,7 +138,8 @@ class DingTalkRobot(ChannelAdapter):
             }
         # A vendor-side idempotency key: a retry after a timeout is not delivered twice.
         body["msgUuid"] = request.idempotency_key or message_id
-        size = len(encode_json(body).encode())
+        encoded = encode_json(body).encode()  # measured against the limit, then sent as it is
+        size = len(encoded)
         if size > BODY_LIMIT and not violations:
             violations.append(
                 Violation(
@@ -146,11 +147,15 @@ class DingTalkRobot(ChannelAdapter):
                 )
             )
         self.raise_violations(violations)
-        return Outgoing(kind, body)
+        return Outgoing(kind, body, encoded=encoded)
 
     async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
         await self.call(
-            "POST", "/robot/send", params=self._auth_params(), json_body=outgoing.payload, deadline=deadline
+            "POST",
+            "/robot/send",
+            params=self._auth_params(),
+            json_body=outgoing.encoded or outgoing.payload,
+            deadline=deadline,
         )
         return Delivery(state=pb.MESSAGE_STATE_SENT)
 

@@ -10,13 +10,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from gateway.redaction import redact
+from gateway.redaction import CREDENTIAL_PARAMS, MASK
 from gateway.telemetry import tracer
 
 
@@ -100,15 +100,14 @@ class AiohttpTransport:
             form.add_field(file.field, file.content, filename=file.filename, content_type=file.content_type)
             data = form
         elif json_body is not None:
-            data = encode_json(json_body).encode()
+            data = json_body if isinstance(json_body, bytes) else encode_json(json_body).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
         target = urlsplit(url)
         attributes: dict[str, str | int] = {
             "http.request.method": method,
             "server.address": target.hostname or "",
             "server.port": target.port or (443 if target.scheme == "https" else 80),
-            # Credentials travel as query parameters: the recorded URL has them masked.
-            "url.full": redact(f"{url}?{urlencode(params)}" if params else url),
+            "url.full": recorded_url(url, params),
         }
         with tracer.start_as_current_span(
             method, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
@@ -142,6 +141,16 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def recorded_url(url: str, params: Mapping[str, str] | None) -> str:
+    """The URL as spans record it: credential query parameters masked by name, values never shown."""
+    if not params:
+        return url
+    query = "&".join(
+        f"{k}={MASK if k in CREDENTIAL_PARAMS else quote(v, safe='')}" for k, v in params.items()
+    )
+    return f"{url}?{query}"
 
 
 def encode_json(value: Any) -> str:

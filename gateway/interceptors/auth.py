@@ -15,6 +15,7 @@ _SCHEME = "bearer "
 
 class AuthInterceptor(HandlerWrapper):
     def __init__(self, tenants: Tenants) -> None:
+        super().__init__()
         self._tenants = tenants
 
     async def around(

@@ -19,6 +19,9 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
     #: Methods left alone (health checks and reflection must work without auth or noise).
     skip_prefixes: tuple[str, ...] = ("/grpc.health.", "/grpc.reflection.")
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     async def around(
         self, invoke: Invoke, request: Any, context: grpc.aio.ServicerContext, method: str
     ) -> Any:
@@ -29,8 +32,11 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached  # a method's handler never changes: wrap it once, not on every call
+        handler = await continuation(handler_call_details)
         if handler is None or method.startswith(self.skip_prefixes):
             return handler
         if handler.unary_unary is not None:
@@ -43,8 +49,10 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
             return await self.around(inner, request, context, method)
 
-        return factory(
+        wrapped = factory(
             behaviour,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = wrapped
+        return wrapped

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.errors import Unavailable
-from gateway.store.redis_connection import KeySpace, traced
+from gateway.store.redis_connection import BatchedWriter, KeySpace, traced
 
 DEFAULT_TTL = 48 * 3600.0
 
@@ -70,16 +70,16 @@ class RedisRecordStore:
         self._client = client
         self._keys = KeySpace(namespace)
         self._ttl = ttl
+        self._writer = BatchedWriter(client)  # every Send writes one: grouped into pipelines
 
     def _key(self, message_id: str) -> str:
         return self._keys.key(message_id, "record")
 
-    @traced("SET")
     async def put(self, record: MessageRecord) -> None:
         remaining = record.created_at + self._ttl - time.time()
         try:
-            await self._client.set(
-                self._key(record.message_id), json.dumps(asdict(record)), px=max(1, int(remaining * 1000))
+            await self._writer.set(
+                self._key(record.message_id), _encode(record), max(1, int(remaining * 1000))
             )
         except RedisError as exc:
             raise _unavailable(exc) from None
@@ -91,6 +91,22 @@ class RedisRecordStore:
         except RedisError as exc:
             raise _unavailable(exc) from None
         return None if raw is None else MessageRecord(**json.loads(raw))
+
+
+def _encode(record: MessageRecord) -> str:
+    # Field by field rather than dataclasses.asdict, which deep-copies: this runs on every Send.
+    return json.dumps(
+        {
+            "message_id": record.message_id,
+            "tenant": record.tenant,
+            "account": record.account,
+            "channel": record.channel,
+            "vendor_message_id": record.vendor_message_id,
+            "state": record.state,
+            "created_at": record.created_at,
+            "labels": record.labels,
+        }
+    )
 
 
 def _unavailable(exc: RedisError) -> Unavailable:

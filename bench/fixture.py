@@ -1,0 +1,68 @@
+"""Who exists in the sandbox for one run: one robot or app per scenario and channel, never shared.
+
+Each scenario gets its own credentials, so the sandbox's journal tells per scenario what
+arrived and what was refused, and the gateway's app account's gettoken calls are counted
+apart from the floor's. Tokens are lower-case hex: Apprise's DingTalk plugin accepts only
+`[a-z0-9]+` as a token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+WECOM_USER = "zhangsan"
+"""The WeCom app recipient: a member of the sandbox app's default directory."""
+
+
+def _hex() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class DingtalkRobot:
+    name: str
+    access_token: str = field(default_factory=_hex)
+
+
+@dataclass(frozen=True)
+class WecomRobot:
+    name: str
+    key: str = field(default_factory=_hex)
+
+
+@dataclass(frozen=True)
+class WecomApp:
+    name: str
+    agent_id: int
+    corp_id: str = field(default_factory=lambda: "ww" + secrets.token_hex(8))
+    corp_secret: str = field(default_factory=_hex)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Everything registered in the sandbox; the names are what its journal records."""
+
+    floor_b_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("floor-b-dingtalk"))
+    floor_b_app: WecomApp = field(default_factory=lambda: WecomApp("floor-b-wecom-app", 1000101))
+    gateway_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("gateway-dingtalk"))
+    gateway_app: WecomApp = field(default_factory=lambda: WecomApp("gateway-wecom-app", 1000102))
+    apprise_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("apprise-dingtalk"))
+    apprise_wecom: WecomRobot = field(default_factory=lambda: WecomRobot("apprise-wecom-bot"))
+    api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
+
+    def sandbox_spec(self) -> dict[str, Any]:
+        """What the sandbox process registers (see `bench.sandbox_proc`)."""
+        return {
+            "dingtalk_robots": [
+                asdict(r) for r in (self.floor_b_dingtalk, self.gateway_dingtalk, self.apprise_dingtalk)
+            ],
+            "wecom_robots": [asdict(self.apprise_wecom)],
+            "wecom_apps": [asdict(a) for a in (self.floor_b_app, self.gateway_app)],
+            "users": [WECOM_USER],
+        }
+
+    @property
+    def app_names(self) -> tuple[str, ...]:
+        return (self.floor_b_app.name, self.gateway_app.name)

@@ -1,0 +1,196 @@
+"""Where the gateway's CPU goes under load: py-spy attached to the running gateway, or cProfile.
+
+py-spy samples the unmodified gateway process from outside (`--nonblocking`: it never pauses
+it), so the profile is of the gateway as deployed. Where py-spy cannot attach (no ptrace), the
+gateway is run under `bench.profile_gateway` (cProfile) instead. Either way the result is
+summarised as the functions with the most samples of their own ("self") and the gateway
+functions whose calls hold the most samples ("inclusive"), plus self samples by library.
+"""
+
+from __future__ import annotations
+
+import collections
+import pstats
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.procs import REPO_ROOT
+
+TOP = 20
+_STDLIB = re.compile(r"/lib/python3\.\d+/")
+_AREAS = (  # leaf frame path fragment -> what it is, first match wins
+    ("/gateway/", "gateway"),
+    ("/generated/", "generated stubs"),
+    ("/grpc/", "grpc"),
+    ("/aiohttp/", "aiohttp"),
+    ("/yarl/", "aiohttp"),
+    ("/multidict/", "aiohttp"),
+    ("/opentelemetry/", "opentelemetry"),
+    ("/redis/", "redis"),
+    ("/google/protobuf/", "protobuf"),
+    ("/asyncio/", "asyncio"),
+    ("/logging/", "logging"),
+    ("/json/", "json"),
+)
+
+
+# What the gateway's CPU is spent on, one concern per sample (so the shares add up): the
+# outermost frame of one of these libraries names it (logging's json.dumps is the access log's);
+# failing that, the innermost gateway module; failing that, C code py-spy cannot look into.
+_LIBRARIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tracing: opentelemetry", ("opentelemetry/",)),
+    ("logging: access log, formatter, redaction filter", ("logging/", "gateway/logs.py")),
+    ("Redis client (redis-py)", ("redis/",)),
+    ("vendor HTTP client (aiohttp, yarl, multidict)", ("aiohttp/", "yarl/", "multidict/")),
+    ("json", ("json/",)),
+    ("protobuf (Python side)", ("google/protobuf/",)),
+)
+_INVISIBLE = ("Handle._run (asyncio/events.py)", "Thread.run (threading.py)")
+"""Leaf frames under which py-spy sees no Python: grpc's Cython server code and its poller
+thread, protobuf's C parser, the C parts of asyncio."""
+
+
+def concern_of(frames: list[str]) -> str:
+    for frame in frames:
+        for concern, fragments in _LIBRARIES:
+            if any(f"({fragment}" in frame for fragment in fragments):
+                return concern
+    if frames and frames[-1] in _INVISIBLE:
+        return "grpc Cython / asyncio C (no Python frame)"
+    for frame in reversed(frames):
+        if "(gateway/" in frame:
+            return "gateway code: " + frame.partition(" (")[2].rstrip(")")
+    return "other: " + (frames[-1] if frames else "?")
+
+
+def pyspy_binary() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def start_pyspy(pid: int, out: Path, log: Path, rate: int = 200) -> subprocess.Popen[bytes]:
+    binary = pyspy_binary()
+    if binary is None:
+        raise RuntimeError("py-spy is not installed")
+    args = [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--full-filenames"]
+    with log.open("wb") as errors:
+        return subprocess.Popen(
+            [*args, "--nonblocking", "--output", str(out)], stdout=errors, stderr=subprocess.STDOUT
+        )
+
+
+def stop_pyspy(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """py-spy writes its output when interrupted, as after Ctrl-C."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+def _short(frame: str) -> str:
+    """ "Send (/work/main/gateway/service.py:17)" -> "Send (gateway/service.py)": import paths,
+    so "trace/__init__.py" still says whether it is OpenTelemetry's."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")")
+    head, colon, line = path.rpartition(":")
+    if colon and line.isdigit():
+        path = head
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in path:
+            return f"{name} ({path.split(marker, 1)[1]})"
+    stdlib = _STDLIB.search(path)
+    if stdlib:
+        return f"{name} ({path[stdlib.end() :]})"
+    root = str(REPO_ROOT) + "/"
+    return f"{name} ({path.removeprefix(root)})"
+
+
+def _area(frame: str) -> str:
+    path = "/" + frame.partition(" (")[2]
+    return next((area for fragment, area in _AREAS if fragment in path), "other")
+
+
+def summarise_collapsed(path: Path) -> dict[str, Any]:
+    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    areas: collections.Counter[str] = collections.Counter()
+    concerns: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        areas[_area(frames[-1])] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        concerns[concern_of(frames)] += count
+    return {
+        "tool": "py-spy",
+        "samples": total,
+        "self": _shares(own, total),
+        "inclusive_gateway": _shares(
+            collections.Counter({f: n for f, n in inclusive.items() if "(gateway/" in f}), total
+        ),
+        "self_by_area": _shares(areas, total),
+        "by_concern": _shares(concerns, total),
+    }
+
+
+def summarise_pstats(path: Path) -> dict[str, Any]:
+    """The same summary from a cProfile dump (times instead of samples)."""
+    stats: Any = pstats.Stats(str(path))
+    own: collections.Counter[str] = collections.Counter()
+    cumulative: collections.Counter[str] = collections.Counter()
+    for (filename, _line, name), (_cc, _nc, tottime, cumtime, _callers) in stats.stats.items():
+        frame = _short(f"{name} ({filename}:0)")
+        own[frame] += int(tottime * 1e6)
+        cumulative[frame] += int(cumtime * 1e6)
+    total = sum(own.values())
+    return {
+        "tool": "cProfile",
+        "samples": total,
+        "self": _shares(own, total),
+        "inclusive_gateway": _shares(
+            collections.Counter({f: n for f, n in cumulative.items() if "(gateway/" in f}), total
+        ),
+        "self_by_area": _shares(_areas_of(own), total),
+    }
+
+
+def _areas_of(own: collections.Counter[str]) -> collections.Counter[str]:
+    areas: collections.Counter[str] = collections.Counter()
+    for frame, n in own.items():
+        areas[_area(frame)] += n
+    return areas
+
+
+def _shares(counter: collections.Counter[str], total: int) -> list[list[Any]]:
+    return [[name, round(100 * n / total, 1)] for name, n in counter.most_common(TOP)] if total else []
+
+
+def render(summary: dict[str, Any]) -> str:
+    lines = [f"profile of the gateway under load ({summary['tool']}, {summary['samples']} samples)"]
+    for key, title in (
+        ("by_concern", "where the samples go, one concern each (%)"),
+        ("self_by_area", "self time by library (% of samples)"),
+        ("self", "top functions by self time (%)"),
+        ("inclusive_gateway", "gateway functions by inclusive time (%)"),
+    ):
+        lines.append(f"  {title}:")
+        lines.extend(f"    {share:5.1f}  {name}" for name, share in summary.get(key, []))
+    return "\n".join(lines)

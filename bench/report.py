@@ -1,0 +1,191 @@
+"""The table, the ratios and the targets, from the four scenarios' LoadResults; and the JSON file.
+
+"Server CPU" is the CPU of the process that does the scenario's work per message:
+
+- floor A: the echo server (receive, parse, answer one Send over gRPC);
+- floor B: the aiohttp client making the vendor call (the load process);
+- gateway: the gateway process (it does A's work and B's work, plus everything it adds);
+- Apprise: the application process that calls Apprise (the load process): Apprise is a library.
+
+So gateway CPU / (A + B) says how much the gateway spends per Send over the least any Python
+service spends to take a gRPC call and make one vendor call; 1.0 would be no overhead at all.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from bench.spec import LoadResult
+
+FLOOR_A: Final = "floor A (bare gRPC)"
+FLOOR_B: Final = "floor B (bare vendor call)"
+GATEWAY: Final = "gateway"
+APPRISE: Final = "apprise"
+
+CPU_TARGET: Final = 1.5  # gateway CPU per Send at most 1.5x (A + B)
+THROUGHPUT_TARGET: Final = 3.0  # gateway throughput at least 3x Apprise's
+GETTOKEN_TARGET: Final = 1  # per app account per token lifetime (the run is far shorter than 7200 s)
+
+
+@dataclass
+class Row:
+    scenario: str
+    measured_process: str
+    requests: int
+    concurrency: int
+    errors: int
+    throughput_rps: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_ms: float  # per message, the measured process
+    client_cpu_ms: float  # per message, the load process
+    vendor_cpu_ms: float  # per message, the sandbox
+    wall_seconds: float
+    truncated: bool
+
+    @classmethod
+    def of(cls, result: LoadResult, measured: str) -> Row:
+        def per_message(name: str) -> float:
+            seconds = result.cpu_seconds.get(name, 0.0)
+            return seconds / result.requests * 1000 if result.requests else 0.0
+
+        return cls(
+            scenario=result.scenario,
+            measured_process=measured,
+            requests=result.requests,
+            concurrency=result.concurrency,
+            errors=result.errors,
+            throughput_rps=result.throughput_rps,
+            p50_ms=result.latency_ms["p50"],
+            p99_ms=result.latency_ms["p99"],
+            server_cpu_ms=per_message(measured),
+            client_cpu_ms=per_message("client"),
+            vendor_cpu_ms=per_message("sandbox"),
+            wall_seconds=result.wall_seconds,
+            truncated=result.truncated,
+        )
+
+    @classmethod
+    def median(cls, rounds: list[Row]) -> Row:
+        """One row for several rounds of a scenario: medians of the rates, totals of the counts."""
+
+        def mid(name: str) -> float:
+            return float(statistics.median(getattr(r, name) for r in rounds))
+
+        first = rounds[0]
+        return cls(
+            scenario=first.scenario,
+            measured_process=first.measured_process,
+            requests=sum(r.requests for r in rounds),
+            concurrency=first.concurrency,
+            errors=sum(r.errors for r in rounds),
+            throughput_rps=mid("throughput_rps"),
+            p50_ms=mid("p50_ms"),
+            p99_ms=mid("p99_ms"),
+            server_cpu_ms=mid("server_cpu_ms"),
+            client_cpu_ms=mid("client_cpu_ms"),
+            vendor_cpu_ms=mid("vendor_cpu_ms"),
+            wall_seconds=sum(r.wall_seconds for r in rounds),
+            truncated=any(r.truncated for r in rounds),
+        )
+
+
+def ratios(rows: dict[str, Row]) -> dict[str, float]:
+    a, b, gateway, apprise = rows[FLOOR_A], rows[FLOOR_B], rows[GATEWAY], rows[APPRISE]
+    floor_cpu = a.server_cpu_ms + b.server_cpu_ms
+    return {
+        "gateway_cpu_over_floor_a_plus_b": _div(gateway.server_cpu_ms, floor_cpu),
+        "gateway_throughput_over_floor_a": _div(gateway.throughput_rps, a.throughput_rps),
+        "gateway_throughput_over_apprise": _div(gateway.throughput_rps, apprise.throughput_rps),
+        # What a message costs on the sender's side in all (client + gateway vs the Apprise caller).
+        "gateway_client_plus_server_cpu_over_apprise": _div(
+            gateway.client_cpu_ms + gateway.server_cpu_ms, apprise.server_cpu_ms
+        ),
+    }
+
+
+def targets(ratio: dict[str, float], gettoken: dict[str, int], gateway_app: str) -> dict[str, Any]:
+    cpu = ratio["gateway_cpu_over_floor_a_plus_b"]
+    throughput = ratio["gateway_throughput_over_apprise"]
+    calls = gettoken.get(gateway_app, -1)
+    return {
+        "gateway_cpu_per_send": {"value": cpu, "target": f"<= {CPU_TARGET}x (A+B)", "met": cpu <= CPU_TARGET},
+        "gateway_throughput": {
+            "value": throughput,
+            "target": f">= {THROUGHPUT_TARGET}x Apprise",
+            "met": throughput >= THROUGHPUT_TARGET,
+        },
+        "gettoken_calls": {
+            "value": calls,
+            "target": f"== {GETTOKEN_TARGET} for {gateway_app}",
+            "met": calls == GETTOKEN_TARGET,
+        },
+    }
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def table(rows: list[Row]) -> str:
+    header = (
+        f"{'scenario':<28} {'requests':>8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU ms/msg':>17} {'(process)':<10} {'client':>7} {'vendor':>7} {'errors':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.scenario:<28} {r.requests:>8} {r.concurrency:>4} {r.throughput_rps:>8.0f} "
+            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.server_cpu_ms:>17.3f} {r.measured_process:<10} "
+            f"{r.client_cpu_ms:>7.3f} {r.vendor_cpu_ms:>7.3f} {r.errors:>6}"
+            + ("  (time bound hit)" if r.truncated else "")
+        )
+    return "\n".join(lines)
+
+
+def summary(
+    ratio: dict[str, float],
+    spread: dict[str, list[float]],
+    goals: dict[str, Any],
+    gettoken: dict[str, int],
+    gateway_app: str,
+) -> str:
+    def verdict(name: str) -> str:
+        return "met" if goals[name]["met"] else "NOT met"
+
+    def value(key: str) -> str:
+        low, high = spread[key]
+        return f"{ratio[key]:.2f}x (rounds {low:.2f}-{high:.2f})"
+
+    return "\n".join(
+        [
+            f"gateway CPU per Send / (floor A + floor B): {value('gateway_cpu_over_floor_a_plus_b')}"
+            f"   target {goals['gateway_cpu_per_send']['target']}: {verdict('gateway_cpu_per_send')}",
+            f"gateway throughput / floor A throughput:    {value('gateway_throughput_over_floor_a')}",
+            f"gateway throughput / Apprise throughput:    {value('gateway_throughput_over_apprise')}"
+            f"   target {goals['gateway_throughput']['target']}: {verdict('gateway_throughput')}",
+            "sender-side CPU per message, (client + gateway) / Apprise caller: "
+            + value("gateway_client_plus_server_cpu_over_apprise"),
+            f"gettoken calls seen by the sandbox for the gateway's app account: {gettoken.get(gateway_app)}"
+            f"   target {goals['gettoken_calls']['target']}: {verdict('gettoken_calls')}"
+            + "".join(
+                f"\n  (floor B's own client, one per round: {app}={n})"
+                for app, n in gettoken.items()
+                if app != gateway_app
+            ),
+        ]
+    )
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Row):
+        return asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

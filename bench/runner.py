@@ -1,0 +1,404 @@
+"""`python -m bench`: starts the parties, runs the four scenarios, prints and keeps the results.
+
+Processes, each on its own so the OS charges each with its own CPU: a Redis (throw-away), the
+vendor sandbox, the floor A echo server, the gateway (`python -m gateway serve`), and one load
+process per scenario. The scenarios run one after the other against the same sandbox, with the
+same message, request count and concurrency:
+
+1. floor A: gRPC Sends to the bare echo server;
+2. floor B: the gateway's two vendor calls made straight from aiohttp;
+3. gateway: Sends through the gateway (DingTalk robot and WeCom app accounts, alternating);
+4. Apprise: the same texts through Apprise's DingTalk and WeCom-bot plugins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import chart, profiling, report
+from bench.fixture import Fixture
+from bench.gateway_proc import DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT, start_gateway, write_config
+from bench.procs import REPO_ROOT, Child, child_env, free_port, python_module
+from bench.redis_proc import redis_for_run
+from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, Row
+from bench.spec import Driver, LoadResult, LoadSpec, dump, load
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PACKAGES = ("grpcio", "protobuf", "aiohttp", "redis", "opentelemetry-sdk", "apprise", "requests")
+
+
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    requests: int
+    warmup: int
+    concurrency: int
+    max_seconds: float
+    profile: str | None  # None, "py-spy" or "cprofile"
+    results_dir: Path
+
+
+def parse(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="times each scenario runs (medians are kept)")
+    parser.add_argument("--requests", type=int, default=3000, help="measured requests per scenario and round")
+    parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests sent first, each time")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--max-seconds", type=float, default=25.0, help="time bound of each measured phase")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="auto",
+        choices=("auto", "py-spy", "cprofile"),
+        help="afterwards, profile the gateway under the same load (py-spy if it attaches, else cProfile)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    profile = args.profile
+    if profile == "auto":
+        profile = "py-spy" if profiling.pyspy_binary() else "cprofile"
+    return Options(
+        rounds=args.rounds,
+        requests=args.requests,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        max_seconds=args.max_seconds,
+        profile=profile,
+        results_dir=args.results_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    options.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    workdir = Path(tempfile.mkdtemp(prefix="notify-bench-"))
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    try:
+        document, rows = run(options, workdir, stamp)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"bench: failed: {exc}\n(logs kept in {workdir})", file=sys.stderr)
+        return 1
+    document["machine"]["loadavg_before"] = load_before
+    document["machine"]["loadavg_after"] = os.getloadavg()
+    document["total_seconds"] = round(time.monotonic() - started, 1)
+
+    json_path = options.results_dir / f"{stamp}.json"
+    png_path = options.results_dir / f"{stamp}.png"
+    ratio = document["ratios"]
+    report.write_json(json_path, document)
+    chart.draw(
+        png_path,
+        rows,
+        title=f"notify-gateway bench {stamp}: medians of {options.rounds} rounds of {options.requests} "
+        f"requests per scenario, concurrency {options.concurrency}, {os.cpu_count()} cores",
+        subtitle=(
+            f"gateway CPU/(A+B) = {ratio['gateway_cpu_over_floor_a_plus_b']:.2f}x (target <= 1.5)   "
+            f"gateway/floor A throughput = {ratio['gateway_throughput_over_floor_a']:.2f}x   "
+            f"gateway/Apprise throughput = {ratio['gateway_throughput_over_apprise']:.2f}x (target >= 3)"
+        ),
+    )
+    print()
+    print(report.table(rows))
+    print()
+    print(
+        report.summary(
+            ratio,
+            document["ratios_min_max_over_rounds"],
+            document["targets"],
+            document["gettoken_calls"],
+            document["gateway_app_account"],
+        )
+    )
+    print(
+        "vendor-accepted / sent: "
+        + ", ".join(f"{k} {v['accepted']}/{v['sent']}" for k, v in document["vendor_accepted"].items())
+    )
+    if document.get("profile"):
+        print()
+        print(profiling.render(document["profile"]))
+    print(f"\nwrote {json_path.relative_to(REPO_ROOT)} and {png_path.relative_to(REPO_ROOT)}")
+    print(f"({document['total_seconds']} s in all; the targets are reported, never enforced)")
+    with contextlib.suppress(OSError):
+        for leftover in workdir.iterdir():
+            leftover.unlink()
+        workdir.rmdir()
+    return 0
+
+
+def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], list[Row]]:
+    fixture = Fixture()
+    spec_path = workdir / "sandbox.json"
+    spec_path.write_text(json.dumps(fixture.sandbox_spec()))
+    with contextlib.ExitStack() as stack:
+        redis_url, redis_where = stack.enter_context(redis_for_run())
+        sandbox = Child(
+            "sandbox",
+            python_module("bench.sandbox_proc", str(spec_path)),
+            log=workdir / "sandbox.log",
+            stdin=True,
+        )
+        stack.callback(sandbox.stop)
+        sandbox_url = sandbox.expect("READY ")
+        echo = Child("echo server", python_module("bench.echo_server"), log=workdir / "echo.log")
+        stack.callback(echo.stop)
+        echo_port = echo.expect("READY ")
+        config = workdir / "gateway.yaml"
+        namespace = f"bench-{stamp}-{secrets.token_hex(3)}"
+        write_config(
+            config,
+            fixture=fixture,
+            sandbox_url=sandbox_url,
+            redis_url=redis_url,
+            namespace=namespace,
+            port=free_port(),
+        )
+        gateway, gateway_address = start_gateway(config, workdir / "gateway.log")
+        stack.callback(gateway.stop)
+        print(
+            f"bench: sandbox {sandbox_url} (pid {sandbox.pid}), echo 127.0.0.1:{echo_port} (pid {echo.pid}), "
+            f"gateway {gateway_address} (pid {gateway.pid}), Redis {redis_where}",
+            flush=True,
+        )
+
+        def spec(scenario: str, driver: Driver, **fields: Any) -> LoadSpec:
+            return LoadSpec(
+                scenario=scenario,
+                driver=driver,
+                requests=options.requests,
+                warmup=options.warmup,
+                concurrency=options.concurrency,
+                max_seconds=options.max_seconds,
+                **fields,
+            )
+
+        grpc_fields = {"api_key": fixture.api_key, "accounts": [DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT]}
+        plan: list[tuple[LoadSpec, str]] = [
+            (
+                spec(
+                    FLOOR_A,
+                    "grpc",
+                    grpc_target=f"127.0.0.1:{echo_port}",
+                    watch={"echo": echo.pid, "sandbox": sandbox.pid},
+                    **grpc_fields,
+                ),
+                "echo",
+            ),
+            (
+                spec(
+                    FLOOR_B,
+                    "http",
+                    sandbox_url=sandbox_url,
+                    dingtalk_token=fixture.floor_b_dingtalk.access_token,
+                    wecom_app={
+                        "corp_id": fixture.floor_b_app.corp_id,
+                        "corp_secret": fixture.floor_b_app.corp_secret,
+                        "agent_id": fixture.floor_b_app.agent_id,
+                    },
+                    watch={"sandbox": sandbox.pid},
+                ),
+                "client",
+            ),
+            (
+                spec(
+                    GATEWAY,
+                    "grpc",
+                    grpc_target=gateway_address,
+                    watch={"gateway": gateway.pid, "sandbox": sandbox.pid},
+                    **grpc_fields,
+                ),
+                "gateway",
+            ),
+            (
+                spec(
+                    APPRISE,
+                    "apprise",
+                    sandbox_url=sandbox_url,
+                    dingtalk_token=fixture.apprise_dingtalk.access_token,
+                    wecom_key=fixture.apprise_wecom.key,
+                    watch={"sandbox": sandbox.pid},
+                ),
+                "client",
+            ),
+        ]
+        rounds = measure_rounds(plan, options.rounds, workdir, (sandbox, echo, gateway))
+        sandbox.send("stats")
+        vendor = json.loads(sandbox.read_line(timeout=30))
+
+        profile = None
+        if options.profile is not None:
+            gateway_spec = plan[2][0]
+            profile = run_profile(options.profile, gateway_spec, gateway, config, workdir, stamp, options)
+
+    return assemble(options, stamp, fixture, rounds, vendor, profile)
+
+
+def measure_rounds(
+    plan: list[tuple[LoadSpec, str]], rounds: int, workdir: Path, children: tuple[Child, ...]
+) -> dict[str, list[Row]]:
+    """Every scenario once per round, rounds one after the other, so that a burst of noise on the
+    shared machine hits one round of each scenario instead of all of one scenario."""
+    measured: dict[str, list[Row]] = {spec.scenario: [] for spec, _ in plan}
+    for round_number in range(1, rounds + 1):
+        for load_spec, process in plan:
+            for child in children:
+                child.check_alive()
+            result = run_load(load_spec, workdir)
+            measured[load_spec.scenario].append(Row.of(result, process))
+            print(
+                f"bench: round {round_number}/{rounds}: {load_spec.scenario}: "
+                f"{result.throughput_rps:.0f} req/s, p50 {result.latency_ms['p50']:.1f} ms, "
+                f"{result.errors} errors"
+                + (f" (e.g. {result.error_samples[0]})" if result.error_samples else ""),
+                flush=True,
+            )
+    return measured
+
+
+def assemble(
+    options: Options,
+    stamp: str,
+    fixture: Fixture,
+    rounds: dict[str, list[Row]],
+    vendor: dict[str, Any],
+    profile: dict[str, Any] | None,
+) -> tuple[dict[str, Any], list[Row]]:
+    """The results document: median rows, ratios of those, the ratios' spread over the rounds."""
+    rows = [Row.median(per_round) for per_round in rounds.values()]
+    ratio = report.ratios({r.scenario: r for r in rows})
+    per_round = [
+        report.ratios({name: runs[i] for name, runs in rounds.items()}) for i in range(options.rounds)
+    ]
+    spread = {key: [min(r[key] for r in per_round), max(r[key] for r in per_round)] for key in ratio}
+    gettoken = {name: int(n) for name, n in vendor["gettoken_calls"].items()}
+    names = {
+        FLOOR_B: (fixture.floor_b_dingtalk.name, fixture.floor_b_app.name),
+        GATEWAY: (fixture.gateway_dingtalk.name, fixture.gateway_app.name),
+        APPRISE: (fixture.apprise_dingtalk.name, fixture.apprise_wecom.name),
+    }
+    accepted = {
+        scenario: {
+            "sent": sum(r.requests for r in rounds[scenario]) + options.warmup * options.rounds,
+            "accepted": sum(vendor["accepted"].get(n, 0) for n in robots),
+        }
+        for scenario, robots in names.items()
+    }
+    document: dict[str, Any] = {
+        "timestamp": stamp,
+        "settings": {
+            "rounds": options.rounds,
+            "requests_per_round": options.requests,
+            "warmup_per_round": options.warmup,
+            "concurrency": options.concurrency,
+            "max_seconds": options.max_seconds,
+        },
+        "machine": machine(),
+        "scenarios": rows,
+        "rounds": rounds,
+        "ratios": ratio,
+        "ratios_min_max_over_rounds": spread,
+        "targets": report.targets(ratio, gettoken, fixture.gateway_app.name),
+        "gettoken_calls": gettoken,
+        "gateway_app_account": fixture.gateway_app.name,
+        "vendor_accepted": accepted,
+        "vendor_refusals": vendor["refusals"],
+        "profile": profile,
+    }
+    return document, rows
+
+
+def run_load(spec: LoadSpec, workdir: Path) -> LoadResult:
+    """One load process for one scenario; bounded by the spec's time bound plus start-up slack."""
+    path = workdir / f"load-{spec.driver}-{len(list(workdir.glob('load-*')))}.json"
+    path.write_text(dump(spec))
+    completed = subprocess.run(
+        python_module("bench.load", str(path)),
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=spec.max_seconds + 60 + 30,  # measured phase + warm-up bound + start-up
+        check=False,
+    )
+    if completed.returncode != 0 or not completed.stdout.strip():
+        raise RuntimeError(
+            f"load process for {spec.scenario!r} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
+    return load(LoadResult, completed.stdout.strip().splitlines()[-1])
+
+
+def run_profile(
+    tool: str, spec: LoadSpec, gateway: Child, config: Path, workdir: Path, stamp: str, options: Options
+) -> dict[str, Any]:
+    """The gateway scenario once more, profiled; its timings are not reported (the profiler costs)."""
+    print(f"bench: profiling the gateway with {tool} under the gateway scenario's load", flush=True)
+    if tool == "py-spy":
+        out = workdir / "pyspy.txt"
+        spy = profiling.start_pyspy(gateway.pid, out, workdir / "pyspy.log")
+        time.sleep(1.0)  # let it attach
+        if spy.poll() is not None:
+            raise RuntimeError(f"py-spy could not attach: {(workdir / 'pyspy.log').read_text()[-500:]}")
+        try:
+            run_load(spec, workdir)
+        finally:
+            profiling.stop_pyspy(spy)
+        summary = profiling.summarise_collapsed(out)
+        raw = options.results_dir / f"{stamp}-pyspy.txt"
+    else:
+        out = workdir / "gateway.pstats"
+        profiled_config = workdir / "gateway-profiled.yaml"
+        text = config.read_text()
+        listen = spec.grpc_target
+        port = free_port()
+        profiled_config.write_text(text.replace(listen, f"127.0.0.1:{port}"))
+        profiled, address = start_gateway(profiled_config, workdir / "gateway-profiled.log", cprofile_out=out)
+        try:
+            run_load(dataclasses.replace(spec, grpc_target=address, watch={}), workdir)
+        finally:
+            profiled.stop(timeout=30)
+        summary = profiling.summarise_pstats(out)
+        raw = options.results_dir / f"{stamp}-cprofile.pstats"
+    raw.write_bytes(out.read_bytes())
+    summary["raw"] = str(raw.relative_to(REPO_ROOT))
+    return summary
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    # Other people edit the gateway in this tree: say whether it differed from the commit.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "gateway", "generated", "protos"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "gateway_tree_modified": bool(dirty),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+        "packages": versions,
+    }
