@@ -1,0 +1,42 @@
+"""The exporters a config names are the ones the gateway builds (no collector is needed to check)."""
+
+from __future__ import annotations
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from gateway.config import parse_config
+from gateway.telemetry import TelemetryOptions, _metric_exporter, _span_exporter
+
+
+def options(text: str) -> TelemetryOptions:
+    return TelemetryOptions(**parse_config(text).telemetry.model_dump())
+
+
+def test_none_exports_nothing() -> None:
+    assert _span_exporter(options("telemetry: {exporter: none}")) is None
+
+
+def test_console_prints_spans() -> None:
+    assert isinstance(_span_exporter(options("telemetry: {exporter: console}")), ConsoleSpanExporter)
+
+
+def test_otlp_over_grpc_is_the_default_protocol() -> None:
+    chosen = options("telemetry: {exporter: otlp, endpoint: 'http://127.0.0.1:4317'}")
+    assert isinstance(_span_exporter(chosen), GrpcSpans)
+    assert isinstance(_metric_exporter(chosen), GrpcMetrics)
+
+
+def test_otlp_over_http_when_asked() -> None:
+    chosen = options(
+        "telemetry: {exporter: otlp, protocol: http, endpoint: 'http://127.0.0.1:4318/v1/traces'}"
+    )
+    assert isinstance(_span_exporter(chosen), HttpSpans)
+    assert isinstance(_metric_exporter(chosen), HttpMetrics)
+
+
+def test_sample_ratio_is_validated() -> None:
+    assert options("telemetry: {sample_ratio: 0.25}").sample_ratio == 0.25
