@@ -11,9 +11,11 @@ BENCH_ARGS ?=
 NODE_STAMP := clients/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: install generate run sandbox test lint format typecheck bench clean
+.PHONY: install install-python generate run sandbox test lint format typecheck bench clean
 
-install: $(STAMP) $(GENERATED) $(CLIENT_STAMP) $(NODE_STAMP)
+install: install-python $(NODE_STAMP)
+
+install-python: $(STAMP) $(GENERATED) $(CLIENT_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +37,10 @@ $(CLIENT_STAMP): $(STAMP) $(GENERATED) clients/python/pyproject.toml
 $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund
 
-run: install  ## the gateway and the vendor sandbox on loopback, with the embedded example config
+run: install-python  ## the gateway and the vendor sandbox on loopback, with the embedded example config
 	$(BIN)/notify-gateway serve --sandbox
 
-sandbox: install  ## the vendor sandbox alone, seeded from the example config
+sandbox: install-python  ## the vendor sandbox alone, seeded from the example config
 	$(BIN)/notify-gateway sandbox
 
 test: install  ## the Python suite, then the Node client's suite against a live gateway
@@ -49,21 +51,21 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
 	touch $@
 
-bench: install $(BENCH_STAMP)  ## floors, gateway and Apprise side by side (bench/README.md); about a minute
+bench: install-python $(BENCH_STAMP)  ## floors, gateway and Apprise side by side (bench/README.md); about a minute
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: install
+lint: install-python
 	$(BIN)/ruff check gateway tests scripts clients/python bench
 	$(BIN)/ruff format --check gateway tests scripts clients/python bench
 	$(BIN)/buf lint
 	$(BIN)/mypy gateway
 	cd clients/python && $(CURDIR)/$(BIN)/mypy
 
-format: install
+format: install-python
 	$(BIN)/ruff format gateway tests scripts clients/python bench
 	$(BIN)/ruff check --fix gateway tests scripts clients/python bench
 
-typecheck: install
+typecheck: install-python
 	$(BIN)/mypy gateway
 
 clean:
