@@ -6,11 +6,14 @@ vendor calls, and the sandbox's aiohttp server. Nothing is patched.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import subprocess
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -21,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.config import Config, parse_config
+from gateway.config import Config, TlsSettings, parse_config
 from gateway.sandbox import SandboxServer, SandboxState
 from gateway.server import GatewayServer
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
@@ -90,6 +93,23 @@ def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float
     return parse_config(text + textwrap.indent(textwrap.dedent(extra_accounts), "  "))
 
 
+def configured(base: Config, **top_level: object) -> Config:
+    fields = {name: getattr(base, name) for name in Config.model_fields}
+    return Config.model_validate({**fields, **top_level})
+
+
+def with_tls(config: Config, directory: Path) -> tuple[Config, Path]:
+    """The config serving TLS with a new self-signed certificate for localhost; and its path."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = config.server.model_copy(update={"tls": TlsSettings(cert_file=cert, key_file=key)})
+    return config.model_copy(update={"server": server}), cert
+
+
 def seed_sandbox(state: SandboxState) -> None:
     state.add_wecom_robot("team-wecom", WECOM_KEY)
     state.add_dingtalk_robot("ops-dingtalk", DINGTALK_TOKEN, secret=DINGTALK_SECRET)
@@ -144,6 +164,15 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
     seed_sandbox(state)
     async with SandboxServer(state) as server:
         yield server
+
+
+async def wait_until(condition: Callable[[], object], what: str, attempts: int = 250) -> None:
+    """Polls `condition` every 20 ms, `attempts` times at most, and fails naming `what` it waited for."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gateway.config import Config, TenantSettings, TlsSettings  # noqa: E402 - after the path set-up above
+from gateway.config import Config, TenantSettings  # noqa: E402 - after the path set-up above
 from gateway.logs import configure_logging  # noqa: E402
 from gateway.sandbox import SandboxServer, SandboxState  # noqa: E402
 from gateway.server import GatewayServer  # noqa: E402
 from gateway.tenants import hash_key  # noqa: E402
-from tests.conftest import gateway_config, seed_sandbox  # noqa: E402
+from tests.conftest import gateway_config, seed_sandbox, with_tls  # noqa: E402
 
 TENANT = "client-tests"
 
@@ -46,18 +45,6 @@ def with_tenant(config: Config, api_key: str) -> Config:
     """The config with one tenant, allowed every account, so every call must carry ``api_key``."""
     tenant = TenantSettings(name=TENANT, api_keys=[hash_key(api_key)], accounts=["*"])
     return config.model_copy(update={"tenants": [tenant]})
-
-
-def with_tls(config: Config, directory: Path) -> tuple[Config, Path]:
-    """The config serving TLS with a new self-signed certificate for localhost; and its path."""
-    cert, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server = config.server.model_copy(update={"tls": TlsSettings(cert_file=cert, key_file=key)})
-    return config.model_copy(update={"server": server}), cert
 
 
 async def serve(api_key: str, tls_dir: Path | None) -> None:

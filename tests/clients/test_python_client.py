@@ -11,10 +11,7 @@ import asyncio
 import hashlib
 import pickle
 import shutil
-import struct
-import subprocess
-import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -36,14 +33,15 @@ from notify_client import (
 )
 from notify_client._common import is_core_internal_error
 
-from gateway.config import Config, TenantSettings, TlsSettings
+from gateway.config import Config, TenantSettings
 from gateway.errors import ResourceExhausted
 from gateway.interceptors.errors import STATUS_DETAILS_KEY, status_of
 from gateway.sandbox import SandboxServer
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as gateway_pb
 from generated.notify.v1 import notification_service_pb2_grpc as gateway_pb_grpc
-from tests.conftest import Gateway, gateway_config, running_gateway
+from tests.conftest import Gateway, gateway_config, running_gateway, with_tls
+from tests.media_samples import PNG
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "client-tests-key-4f1c"
@@ -52,22 +50,6 @@ APP_USER = pb.Recipients(user_ids=["zhangsan"])  # in the sandbox's WeCom app di
 # Short waits everywhere: a test checks what is retried and how long the client asked to wait,
 # never waits a vendor's 60 s.
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, max_total=2.0)
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real (tiny) PNG, so the sandbox's format check sees what a vendor would."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def with_tenant(config: Config, *, sends_per_minute: int | None = None) -> Config:
@@ -189,12 +171,12 @@ async def test_send_image_from_a_file_to_an_app_channel(
     client: AsyncNotifyClient, gateway: Gateway, tmp_path: Path
 ) -> None:
     picture = tmp_path / "chart.png"
-    picture.write_bytes(png())
+    picture.write_bytes(PNG)
     response = await client.send_image("corp-app", picture, recipients=APP_USER)
     assert response.state == pb.MESSAGE_STATE_SENT
     [delivered] = gateway.sandbox.delivered("wecom_app", "corp-app")
     media_id = delivered.body["image"]["media_id"]
-    assert gateway.sandbox.media("corp-app")[media_id].sha256 == hashlib.sha256(png()).hexdigest()
+    assert gateway.sandbox.media("corp-app")[media_id].sha256 == hashlib.sha256(PNG).hexdigest()
 
 
 async def test_recall_withdraws_an_app_message(client: AsyncNotifyClient, gateway: Gateway) -> None:
@@ -485,28 +467,11 @@ async def test_sync_upload_refusal_is_typed(keyed_gateway: Gateway, tmp_path: Pa
 # -- TLS ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def certificate(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A self-signed certificate for "localhost" (cert, key), made with the openssl CLI."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    yield cert, key
-
-
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 async def test_tls_with_root_certificates_and_api_key_as_call_credentials(
-    sandbox: SandboxServer, certificate: tuple[Path, Path]
+    sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    cert, key = certificate
-    config = with_tenant(gateway_config(sandbox.url))
-    config = config.model_copy(
-        update={"server": config.server.model_copy(update={"tls": TlsSettings(cert_file=cert, key_file=key)})}
-    )
+    config, cert = with_tls(with_tenant(gateway_config(sandbox.url)), tmp_path)
     async with running_gateway(config, sandbox.state) as gateway:
         address = f"localhost:{gateway.server.port}"
         async with AsyncNotifyClient(address, API_KEY, root_certificates=cert, retry=FAST_RETRY) as client:

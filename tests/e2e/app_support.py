@@ -55,12 +55,6 @@ DINGTALK_APP = App(
 )
 APPS = (WECOM_APP, DINGTALK_APP)
 
-# PNG, AMR, MP4 as the sandbox tells formats: by their leading bytes.
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-AMR = b"#!AMR\n" + b"\x00" * 32
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32
-PDF = b"%PDF-1.4\n" + b"\x00" * 32
-
 
 def app_config_text(
     sandbox_url: str,

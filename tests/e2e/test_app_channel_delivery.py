@@ -20,7 +20,8 @@ from tests.conftest import (
     gateway_config,
     running_gateway,
 )
-from tests.e2e.app_support import AMR, DINGTALK_APP, MP4, PDF, PNG, WECOM_APP, App, refused, sends, upload
+from tests.e2e.app_support import DINGTALK_APP, WECOM_APP, App, refused, sends, upload
+from tests.media_samples import AMR, MP4, PDF, PNG
 
 WECOM = "wecom_app"
 DINGTALK = "dingtalk_work"

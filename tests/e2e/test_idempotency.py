@@ -19,7 +19,7 @@ from gateway.config import Config
 from gateway.sandbox import SandboxServer
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as pb
-from tests.conftest import Gateway, gateway_config, running_gateway
+from tests.conftest import Gateway, configured, gateway_config, running_gateway
 from tests.rich_status import rich_error
 
 CHANNEL = "wecom_robot"
@@ -27,11 +27,6 @@ ROBOT = "team-wecom"
 CONCURRENT = 50
 RED_KEY = "red-team-api-key-7d1c90"
 BLUE_KEY = "blue-team-api-key-e3a514"
-
-
-def configured(base: Config, **top_level: object) -> Config:
-    fields = {name: getattr(base, name) for name in Config.model_fields}
-    return Config.model_validate({**fields, **top_level})
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,19 +17,17 @@ import grpc
 import pytest
 import redis.asyncio as redis
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.config import CONFIG_ENV, Config
+from gateway.config import Config
 from gateway.sandbox import SandboxServer
 from gateway.server import GatewayServer
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
-from tests.conftest import DINGTALK_PLAIN_TOKEN, WECOM_KEY, Gateway, gateway_config, running_gateway
+from tests.conftest import Gateway, configured, gateway_config, running_gateway
+from tests.gateway_process import free_port, gateway_process
 from tests.rich_status import RichError, rich_error
 
-SERVICE = "notify.v1.NotificationService"
-REPO = Path(__file__).resolve().parents[2]
 ROBOT_LIMIT = 20  # both robot vendors: 20 messages a minute per robot
 VENDOR_RATE_ERRCODES = {45009, 130101}  # WeCom "api freq out of limit", DingTalk "send too fast"
 BATCH_KEY = "batch-tenant-key-0c7e5b"
@@ -42,11 +37,6 @@ ROBOTS = [
     pytest.param("plain-dingtalk", "dingtalk_robot", id="dingtalk-robot"),
     pytest.param("team-wecom", "wecom_robot", id="wecom-robot"),
 ]
-
-
-def configured(base: Config, **top_level: object) -> Config:
-    fields = {name: getattr(base, name) for name in Config.model_fields}
-    return Config.model_validate({**fields, **top_level})
 
 
 def text(account: str, n: int, **fields: object) -> pb.SendRequest:
@@ -62,18 +52,8 @@ async def refused(call: object) -> RichError:
 # -- a second replica, as a real process ------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(
-    directory: Path, sandbox_url: str, redis_url: str, namespace: str
-) -> AsyncIterator[pb_grpc.NotificationServiceStub]:
-    """`python -m gateway serve` with the two robots, sharing the test's Redis and key namespace."""
-    port = free_port()
+def replica_config(directory: Path, sandbox_url: str, redis_url: str, namespace: str, port: int) -> Path:
+    """A second replica's config: the two robots, sharing the test's Redis and key namespace."""
     config = directory / "replica.yaml"
     config.write_text(
         textwrap.dedent(
@@ -96,52 +76,7 @@ async def gateway_process(
         ),
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
-    env.update(TEST_WECOM_KEY=WECOM_KEY, TEST_DINGTALK_PLAIN_TOKEN=DINGTALK_PLAIN_TOKEN)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--config",
-        str(config),
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    stderr = asyncio.create_task(process.stderr.read())  # read all along: a full pipe blocks
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await wait_for_serving(channel, process, stderr)
-            yield pb_grpc.NotificationServiceStub(channel)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        await stderr
-
-
-async def wait_for_serving(
-    channel: grpc.aio.Channel, process: asyncio.subprocess.Process, stderr: asyncio.Task[bytes]
-) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    for _ in range(300):
-        if process.returncode is not None:
-            raise AssertionError(f"the gateway exited during start-up: {(await stderr).decode()}")
-        try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=0.5)
-        except grpc.aio.AioRpcError:
-            reply = None
-        if reply is not None and reply.status == health_pb2.HealthCheckResponse.SERVING:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the gateway process never reported SERVING")
+    return config
 
 
 @pytest.mark.parametrize(("account", "channel"), ROBOTS)
@@ -149,12 +84,13 @@ async def test_two_replicas_sharing_redis_deliver_only_the_robots_twenty_a_minut
     sandbox: SandboxServer, redis_url: str, namespace: str, tmp_path: Path, account: str, channel: str
 ) -> None:
     config = configured(gateway_config(sandbox.url), token_store=redis_url, key_namespace=namespace)
+    port = free_port()
     async with (
         GatewayServer(config) as server,
         grpc.aio.insecure_channel(server.address) as in_process_channel,
-        gateway_process(tmp_path, sandbox.url, redis_url, namespace) as replica,
+        gateway_process(replica_config(tmp_path, sandbox.url, redis_url, namespace, port), port) as process,
     ):
-        replicas = [pb_grpc.NotificationServiceStub(in_process_channel), replica]
+        replicas = [pb_grpc.NotificationServiceStub(in_process_channel), process.stub]
         outcomes = await asyncio.gather(
             *(replicas[n % 2].Send(text(account, n), timeout=10) for n in range(30)),
             return_exceptions=True,

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import struct
-import zlib
 
 from google.protobuf import struct_pb2
 
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import Gateway
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real (tiny) PNG, so the sandbox's format check sees what a vendor would."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+from tests.media_samples import PNG
 
 
 async def send(gateway: Gateway, account: str, message: pb.Message, **fields: object) -> pb.SendResponse:
@@ -243,7 +226,7 @@ async def test_wecom_markdown_v2(gateway: Gateway) -> None:
 
 
 async def test_wecom_image_bytes_travel_as_base64_with_md5(gateway: Gateway) -> None:
-    image = png()
+    image = PNG
     await send(gateway, "team-wecom", pb.Message(image=pb.Image(data=image)))
     assert only_delivered(gateway, "wecom_robot", "team-wecom") == {
         "msgtype": "image",

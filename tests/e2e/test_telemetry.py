@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.config import Config
 from gateway.sandbox import SandboxServer, SandboxState
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -33,6 +32,7 @@ from tests.conftest import (
     SECRETS,
     WECOM_KEY,
     Gateway,
+    configured,
     gateway_config,
     running_gateway,
 )
@@ -57,11 +57,6 @@ RECIPIENTS = {"corp-app": ["zhangsan"], "ding-app": ["user01"]}
 CREDENTIAL_PARAM = re.compile(
     r"(?i)\b(sign|timestamp|access_token|key|corpsecret|appsecret)=(?!\*\*\*)[^&\s\"']"
 )
-
-
-def configured(base: Config, **top_level: object) -> Config:
-    fields = {name: getattr(base, name) for name in Config.model_fields}
-    return Config.model_validate({**fields, **top_level})
 
 
 def send_request(account: str, **fields: object) -> pb.SendRequest:

@@ -6,17 +6,13 @@ vendor-apis.md E)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.config import CONFIG_ENV
 from gateway.sandbox import SandboxServer
 from gateway.sandbox.recording import CALL_MSGTYPES
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -31,11 +27,11 @@ from tests.conftest import (
     WECOM_CORP_SECRET,
     Gateway,
     running_gateway,
+    wait_until,
 )
 from tests.e2e.app_support import (
     APPS,
     DINGTALK_APP,
-    PDF,
     WECOM_APP,
     App,
     app_config,
@@ -45,9 +41,10 @@ from tests.e2e.app_support import (
     text_request,
     upload,
 )
-from tests.redis_server import RedisProcess, free_port
+from tests.gateway_process import free_port, gateway_process
+from tests.media_samples import PDF
+from tests.redis_server import RedisProcess
 
-REPO = Path(__file__).resolve().parents[2]
 APP_IDS = [app.channel for app in APPS]
 
 
@@ -69,14 +66,6 @@ async def send_many(
     return list(
         await asyncio.gather(*(stub.Send(text_request(app, start + n), timeout=20) for n in range(count)))
     )
-
-
-async def wait_until(condition: Callable[[], object], what: str) -> None:
-    for _ in range(500):  # bounded: 10 s at most
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 # -- single flight ----------------------------------------------------------------------------------
@@ -112,64 +101,23 @@ async def test_two_gateway_processes_sharing_redis_fetch_one_token_between_them(
         ),
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
-    env.update(TEST_WECOM_CORP_SECRET=WECOM_CORP_SECRET, TEST_DINGTALK_APP_SECRET=DINGTALK_APP_SECRET)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--config",
-        str(config_file),
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    stderr = asyncio.create_task(process.stderr.read())  # read all along: a full pipe blocks
-    try:
-        config = app_config(sandbox.url, token_store=redis_url, namespace=namespace)
-        async with (
-            running_gateway(config, state) as local,
-            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
-        ):
-            await wait_for_serving(channel, process)
+    config = app_config(sandbox.url, token_store=redis_url, namespace=namespace)
+    async with gateway_process(config_file, port) as remote:
+        async with running_gateway(config, state) as local:
             # The first gettoken answers slowly, so the other replica asks while it is under way.
             state.inject_fault(app.channel, app.account, delay=0.5, path=app.gettoken_path)
-            remote = pb_grpc.NotificationServiceStub(channel)
             here, there = await asyncio.gather(
-                send_many(local.stub, app, 100), send_many(remote, app, 100, start=100)
+                send_many(local.stub, app, 100), send_many(remote.stub, app, 100, start=100)
             )
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
-        log = (await stderr).decode("utf-8", "replace")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if not stderr.done():
-            stderr.cancel()
+        remote.send_signal(signal.SIGTERM)
+        assert await remote.wait(timeout=10) == 0
+    log = await remote.log()
 
     assert len(here) == len(there) == 100
     assert state.gettoken_calls(app.account) == 1
     assert len(state.delivered(app.channel, app.account)) == 200
     for secret in SECRETS:
         assert secret not in log
-
-
-async def wait_for_serving(channel: grpc.aio.Channel, process: asyncio.subprocess.Process) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    for _ in range(300):  # bounded: about 15 s
-        assert process.returncode is None, "the gateway exited during start-up"
-        try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-        except grpc.aio.AioRpcError:
-            reply = None
-        if reply is not None and reply.status == health_pb2.HealthCheckResponse.SERVING:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the gateway subprocess never reported SERVING")
 
 
 # -- the vendor expires or revokes a token ----------------------------------------------------------
@@ -186,7 +134,9 @@ async def test_a_token_expiring_mid_run_is_replaced_once_and_no_send_is_lost(
     # Ten Sends reach the vendor with the old token and are held there, in flight...
     state.inject_fault(app.channel, app.account, delay=0.5, times=10, path=app.send_path)
     in_flight = asyncio.ensure_future(send_many(app_gateway.stub, app, 10, start=1))
-    await wait_until(lambda: len(sends(state, app)) == 11, "ten Sends to be in flight at the vendor")
+    await wait_until(
+        lambda: len(sends(state, app)) == 11, "ten Sends to be in flight at the vendor", attempts=500
+    )
     # ...when the vendor expires the token; ten more Sends arrive with it while those are held.
     state.expire_tokens(app.account)
     during = await send_many(app_gateway.stub, app, 10, start=11)
