@@ -130,11 +130,6 @@ class Aborted(GatewayError):
     reason = "ABORTED"
 
 
-class Unimplemented(GatewayError):
-    code = grpc.StatusCode.UNIMPLEMENTED
-    reason = "UNIMPLEMENTED"
-
-
 class VendorOutcome(enum.Enum):
     """What a vendor's non-zero errcode means for the gateway (vendor-apis.md, "adapter action")."""
 
