@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from gateway.chain.context import CallContext
-from gateway.telemetry import tracer
+from gateway.telemetry import current_span
 
 ResponseT = TypeVar("ResponseT")
 Next = Callable[[], Awaitable[Any]]
@@ -34,7 +34,7 @@ class Chain(Generic[ResponseT]):
             raise RuntimeError(f"chain {self.name}: the last step called next")
         step = self.steps[index]
         # One span per step; they nest, so the trace shows how far a call got and where time went.
-        with tracer.start_as_current_span(f"{self.name}.{self._names[index]}", record_exception=False):
+        with current_span(f"{self.name}.{self._names[index]}"):
             return await step(ctx, lambda: self._run(index + 1, ctx))
 
     def __repr__(self) -> str:

@@ -39,7 +39,7 @@ from gateway.errors import (
 )
 from gateway.redaction import redact
 from gateway.store.rate_limits import RateLimit
-from gateway.telemetry import tracer, vendor_duration, vendor_errors
+from gateway.telemetry import current_span, vendor_duration, vendor_errors
 from gateway.tokens.manager import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -315,14 +315,13 @@ class ChannelAdapter(ABC):
         delivered); timeouts and HTTP 500 only where the channel is idempotent. Never past the
         caller's deadline.
         """
-        with tracer.start_as_current_span(
+        with current_span(
             f"vendor {self.channel} {path}",
             attributes={
                 "notify.channel": self.channel,
                 "notify.account": self.account_id,
                 "notify.vendor.path": path,
             },
-            record_exception=False,
         ) as span:
             try:
                 return await self._call(method, path, params, json_body, file, deadline)

@@ -17,7 +17,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.redaction import CREDENTIAL_PARAMS, MASK
-from gateway.telemetry import tracer
+from gateway.telemetry import current_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +109,7 @@ class AiohttpTransport:
             "server.port": target.port or (443 if target.scheme == "https" else 80),
             "url.full": recorded_url(url, params),
         }
-        with tracer.start_as_current_span(
-            method, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
-        ) as span:
+        with current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
             try:
                 async with self._client().request(
                     method,

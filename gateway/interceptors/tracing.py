@@ -14,7 +14,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
-from gateway.telemetry import rpc_calls, tracer
+from gateway.telemetry import current_span, rpc_calls
 
 
 class TracingInterceptor(HandlerWrapper):
@@ -26,13 +26,12 @@ class TracingInterceptor(HandlerWrapper):
         }
         service, _, name = method.lstrip("/").partition("/")
         attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
-        with tracer.start_as_current_span(
+        with current_span(
             f"{service}/{name}",
             context=propagate.extract(carrier),
             kind=SpanKind.SERVER,
             attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
+            error_on_exception=False,  # the error interceptor sets the status it aborts with
         ) as span:
             try:
                 response = await invoke(request, context)

@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as redis
 from opentelemetry.trace import SpanKind
 
-from gateway.telemetry import tracer
+from gateway.telemetry import current_span
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,7 +55,7 @@ def traced(
     def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(method)
         async def traced_call(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer.start_as_current_span(
+            with current_span(
                 f"redis {operation}",
                 kind=SpanKind.CLIENT,
                 attributes={"db.system": "redis", "db.operation.name": operation},
@@ -88,7 +88,7 @@ class BatchedWriter:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            with tracer.start_as_current_span(
+            with current_span(
                 "redis PIPELINE SET",
                 kind=SpanKind.CLIENT,
                 attributes={

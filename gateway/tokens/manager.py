@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
-from gateway.telemetry import token_fetches, tracer
+from gateway.telemetry import current_span, token_fetches
 from gateway.tokens.store import StoredToken, TokenStore, TokenStoreUnavailable
 
 log = logging.getLogger("gateway.tokens")
@@ -138,7 +138,7 @@ class TokenManager:
             raise RuntimeError(f"no token fetcher registered for account {account!r}")
         self.fetches += 1
         token_fetches.add(1, {"notify.account": account})
-        with tracer.start_as_current_span("token.fetch", attributes={"notify.account": account}):
+        with current_span("token.fetch", attributes={"notify.account": account}):
             try:
                 token, expires_in = await fetcher(deadline)
             except GatewayError as error:
