@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from gateway.channels.base import AccountSettings, ChannelAdapter
+from gateway.channels.base import ChannelAdapter
 from gateway.channels.registry import CHANNELS
+from gateway.channels.settings import AccountSettings
 from gateway.channels.transport import VendorTransport
 from gateway.tokens.manager import TokenManager
 

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.channels.base import AccountSettings
 from gateway.channels.registry import CHANNELS
+from gateway.channels.settings import AccountSettings
 from gateway.redaction import register_secrets
 from gateway.tenants import ALL_ACCOUNTS, parse_key_hash
 

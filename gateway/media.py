@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from gateway.channels.base import ChannelAdapter, MediaUpload, UploadedMedia
+from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import MediaUpload, UploadedMedia
 from gateway.errors import Unavailable
 from gateway.store.media_cache import CachedMedia, MediaCache
 from generated.notify.v1 import notification_service_pb2 as pb

@@ -8,7 +8,8 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry import trace
 
-from gateway.channels.base import ChannelAdapter, Outgoing
+from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import Outgoing
 
 RequestT = TypeVar("RequestT")
 

@@ -14,14 +14,15 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
+from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
+from gateway.channels.error_table import ErrorTable
 from gateway.channels.media_rules import MediaRule, type_name
+from gateway.channels.settings import AccountSettings
 from gateway.channels.transport import (
     FilePart,
     TransportError,
@@ -47,86 +48,6 @@ log = logging.getLogger("gateway.vendor")
 
 _RETRYABLE_HTTP = frozenset({502, 503, 504})
 DEFAULT_TOKEN_LIFETIME = 7200.0
-
-
-class AccountSettings(BaseModel):
-    """Settings every account has; a channel module subclasses it with its credentials."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channel: str
-    base_url: HttpUrl | None = None  # None: the vendor's real endpoint; the sandbox in development
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    # Sends a minute across all replicas; None: the channel's vendor limit; 0: no gateway limit.
-    rate_limit_per_minute: int | None = Field(default=None, ge=0)
-
-    def secret_values(self) -> list[str]:
-        """Every credential in these settings, so they can be kept out of logs and errors."""
-        return [
-            value.get_secret_value()
-            for value in self.__dict__.values()
-            if isinstance(value, SecretStr) and value.get_secret_value()
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A recipient the vendor refused while delivering to the others."""
-
-    kind: pb.RecipientKind.ValueType
-    id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What an adapter reports back, the same shape for every vendor (Novu's provider contract)."""
-
-    state: pb.MessageState.ValueType
-    vendor_message_id: str = ""
-    rejected: tuple[Rejected, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MediaUpload:
-    """A whole file, received and checked, ready for the vendor's upload endpoint."""
-
-    type: pb.MediaType.ValueType
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class UploadedMedia:
-    media_id: str
-    expires_at: float | None  # unix seconds; None where the vendor keeps media forever
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """A request turned into the vendor's JSON, ready to send; built before any I/O.
-
-    ``pending_media`` is raw bytes that must be uploaded first (an image sent as bytes to an
-    application channel): the upload's media_id goes into the given dict of the payload.
-    """
-
-    kind: str
-    payload: dict[str, Any]
-    pending_media: tuple[MediaUpload, dict[str, Any]] | None = None
-    encoded: bytes | None = None  # the payload as sent, when prepare had to encode it anyway
-
-
-@dataclass(frozen=True)
-class ErrorTable:
-    """A vendor's errcodes and what each means (vendor-apis.md); codes not listed are UNKNOWN."""
-
-    codes: Mapping[int, VendorOutcome]
-    rate_limit_retry_after: float = 60.0
-
-    def classify(self, errcode: int, errmsg: str) -> VendorOutcome:
-        return self.codes.get(errcode, VendorOutcome.UNKNOWN)
 
 
 class ChannelAdapter(ABC):

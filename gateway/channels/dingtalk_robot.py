@@ -16,7 +16,10 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from gateway.channels import checks
-from gateway.channels.base import AccountSettings, ChannelAdapter, Delivery, ErrorTable, Outgoing
+from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import Delivery, Outgoing
+from gateway.channels.error_table import ErrorTable
+from gateway.channels.settings import AccountSettings
 from gateway.channels.transport import encode_json
 from gateway.errors import VendorOutcome, Violation
 from gateway.store.rate_limits import RateLimit

@@ -13,18 +13,12 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
-from gateway.channels.base import (
-    AccountSettings,
-    ChannelAdapter,
-    Delivery,
-    ErrorTable,
-    MediaUpload,
-    Outgoing,
-    Rejected,
-    UploadedMedia,
-)
+from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, Rejected, UploadedMedia
+from gateway.channels.error_table import ErrorTable
 from gateway.channels.media_rules import MB, MediaRule, image_upload_name, uploaded_at
 from gateway.channels.recall_errors import recall_refused
+from gateway.channels.settings import AccountSettings
 from gateway.channels.template_card import card_to_json
 from gateway.errors import VendorError, VendorOutcome, Violation
 from generated.notify.v1 import notification_service_pb2 as pb

@@ -13,16 +13,11 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
-from gateway.channels.base import (
-    AccountSettings,
-    ChannelAdapter,
-    Delivery,
-    ErrorTable,
-    MediaUpload,
-    Outgoing,
-    UploadedMedia,
-)
+from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
+from gateway.channels.error_table import ErrorTable
 from gateway.channels.media_rules import MB, MediaRule, uploaded_at
+from gateway.channels.settings import AccountSettings
 from gateway.channels.template_card import card_to_json
 from gateway.errors import VendorOutcome, Violation
 from gateway.store.rate_limits import RateLimit

@@ -14,7 +14,7 @@ from google.protobuf import timestamp_pb2
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
-from gateway.channels.base import MediaUpload
+from gateway.channels.deliveries import MediaUpload
 from gateway.channels.media_rules import MIN_BYTES, MediaRule
 from gateway.errors import FailedPrecondition, InvalidArgument, Violation
 from gateway.media import upload_through_cache

@@ -1,0 +1,26 @@
+"""What every account's settings hold; a channel module subclasses it with its credentials."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+
+
+class AccountSettings(BaseModel):
+    """Settings every account has; a channel module subclasses it with its credentials."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str
+    base_url: HttpUrl | None = None  # None: the vendor's real endpoint; the sandbox in development
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    # Sends a minute across all replicas; None: the channel's vendor limit; 0: no gateway limit.
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
+
+    def secret_values(self) -> list[str]:
+        """Every credential in these settings, so they can be kept out of logs and errors."""
+        return [
+            value.get_secret_value()
+            for value in self.__dict__.values()
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
