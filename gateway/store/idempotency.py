@@ -17,8 +17,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.errors import Unavailable
-from gateway.store.redis_connection import KeySpace, traced
+from gateway.store.redis_connection import KeySpace, store_unavailable, traced
 
 KEEP_FOR = 24 * 3600.0
 
@@ -100,7 +99,7 @@ class RedisIdempotencyStore:
         try:
             raw = await self._claim(keys=[self._key(scope)], args=[pending, int(ttl * 1000)])
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("idempotency store", exc) from None
         if raw is None:
             return None
         entry = json.loads(raw)
@@ -113,17 +112,11 @@ class RedisIdempotencyStore:
         try:
             await self._client.set(self._key(scope), value, px=int(KEEP_FOR * 1000))
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("idempotency store", exc) from None
 
     @traced("EVALSHA release")
     async def release(self, scope: str, fingerprint: str) -> None:
         try:
             await self._release(keys=[self._key(scope)], args=[fingerprint])
         except RedisError as exc:
-            raise _unavailable(exc) from None
-
-
-def _unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(
-        f"idempotency store unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE"
-    )
+            raise store_unavailable("idempotency store", exc) from None

@@ -16,8 +16,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.errors import Unavailable
-from gateway.store.redis_connection import KeySpace, traced
+from gateway.store.redis_connection import KeySpace, store_unavailable, traced
 
 EXPIRY_MARGIN = 3600.0  # stop reusing a media_id an hour before the vendor drops it
 NO_EXPIRY_TTL = 30 * 86400.0  # DingTalk media never expire; still, forget entries after 30 days
@@ -71,7 +70,7 @@ class RedisMediaCache:
         try:
             raw = await self._client.get(self._key(account, media_type, content_key))
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("media cache", exc) from None
         return None if raw is None else CachedMedia(**json.loads(raw))
 
     @traced("SET")
@@ -84,8 +83,4 @@ class RedisMediaCache:
                 self._key(account, media_type, content_key), json.dumps(asdict(media)), px=int(keep * 1000)
             )
         except RedisError as exc:
-            raise _unavailable(exc) from None
-
-
-def _unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(f"media cache unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE")
+            raise store_unavailable("media cache", exc) from None

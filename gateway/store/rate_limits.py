@@ -16,8 +16,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.errors import Unavailable
-from gateway.store.redis_connection import KeySpace, traced
+from gateway.store.redis_connection import KeySpace, store_unavailable, traced
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class RedisRateLimiter:
                 args=[int(rate.window_seconds * 1_000_000), rate.limit, ticket],
             )
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("rate limiter", exc) from None
         wait = max(0.0, int(wait_us) / 1_000_000)
         return Admission(wait, ticket if wait == 0 else "")
 
@@ -106,8 +105,4 @@ class RedisRateLimiter:
         try:
             await self._client.zrem(self._keys.key(scope, "rate"), ticket)
         except RedisError as exc:
-            raise _unavailable(exc) from None
-
-
-def _unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(f"rate limiter unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE")
+            raise store_unavailable("rate limiter", exc) from None

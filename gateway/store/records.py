@@ -16,8 +16,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.errors import Unavailable
-from gateway.store.redis_connection import BatchedWriter, KeySpace, traced
+from gateway.store.redis_connection import BatchedWriter, KeySpace, store_unavailable, traced
 
 DEFAULT_TTL = 48 * 3600.0
 
@@ -82,14 +81,14 @@ class RedisRecordStore:
                 self._key(record.message_id), _encode(record), max(1, int(remaining * 1000))
             )
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("message records", exc) from None
 
     @traced("GET")
     async def get(self, message_id: str) -> MessageRecord | None:
         try:
             raw = await self._client.get(self._key(message_id))
         except RedisError as exc:
-            raise _unavailable(exc) from None
+            raise store_unavailable("message records", exc) from None
         return None if raw is None else MessageRecord(**json.loads(raw))
 
 
@@ -106,10 +105,4 @@ def _encode(record: MessageRecord) -> str:
             "created_at": record.created_at,
             "labels": record.labels,
         }
-    )
-
-
-def _unavailable(exc: RedisError) -> Unavailable:
-    return Unavailable(
-        f"message records unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE"
     )

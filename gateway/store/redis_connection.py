@@ -13,7 +13,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
 from opentelemetry.trace import SpanKind
+from redis.exceptions import RedisError
 
+from gateway.errors import Unavailable
 from gateway.telemetry import current_span
 
 P = ParamSpec("P")
@@ -37,6 +39,11 @@ def connect(url: str, *, timeout: float = 1.0, max_connections: int = 50) -> red
 async def close(client: redis.Redis) -> None:
     await client.aclose()
     await client.connection_pool.disconnect()
+
+
+def store_unavailable(what: str, exc: RedisError) -> Unavailable:
+    """The one error every Redis-backed store raises when Redis cannot be reached."""
+    return Unavailable(f"{what} unavailable (Redis): {type(exc).__name__}", reason="STORE_UNAVAILABLE")
 
 
 class KeySpace:
