@@ -1,8 +1,9 @@
 """The life of one request to an emulated vendor endpoint, shared by every vendor module.
 
 Play a pending fault, let the vendor module handle the request, record what arrived and what was
-answered, answer (late, if the fault says so). Vendor modules supply only the handling and their
-errmsg style, so faults and recording behave the same on every channel and every endpoint.
+answered, answer (late, or not at all, if the fault says so). Vendor modules supply only the
+handling and their errmsg style, so faults and recording behave the same on every channel and
+every endpoint.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ async def serve_call(
     (say gettoken) leaves the app's other endpoints alone.
     """
     fault = state.faults.take(channel, name, request.path) if name is not None else None
+    drop = fault.drop if fault is not None else None
 
-    def record(answer: Answer | None, http_status: int, text: str) -> None:
+    def record(answer: Answer | None, http_status: int | None, text: str) -> None:
         state.record(
             Received(
                 channel=channel,
@@ -95,9 +97,15 @@ async def serve_call(
                 at=state.clock.now(),
                 duplicate=answer.duplicate if answer is not None else False,
                 http_status=http_status,
+                dropped=drop is not None,
             )
         )
 
+    if drop == "before":
+        # Not handled at all: the journal shows only that it arrived, and no vendor state moves,
+        # so the test can check that the gateway's retry is the one and only delivery.
+        record(None, None, "connection dropped before the request was handled")
+        return await _hang_up(request)
     if fault is not None and fault.http_status is not None:
         text = fault.errmsg or _status_line(fault.http_status)
         record(None, fault.http_status, text)
@@ -122,11 +130,29 @@ async def serve_call(
         payload = {"errcode": answer.errcode, "errmsg": answer.errmsg, **answer.fields}
         response = web.json_response(payload, dumps=_dumps)
 
+    if drop == "after":
+        # Handled and recorded exactly as on success; only the answer is lost on the way back.
+        return await _hang_up(request)
     # The request is handled (and recorded) on arrival and only the answer is held back: the
     # vendor acted but the client gave up waiting, the case DingTalk's msgUuid exists for.
     if fault is not None and fault.delay and not await pause(request.app, fault.delay):
         return web.Response(status=503, text="sandbox stopping")
     return response
+
+
+async def _hang_up(request: web.Request) -> web.Response:
+    """Close the connection without writing an answer; the client sees the server disconnect.
+
+    The rest of the body is read first: closing a socket with unread input makes the kernel send
+    a reset, which the client would see as a different error (and for a large upload, mid-send).
+    The returned response is never written: aiohttp finds the transport closed, treats it as a
+    client gone away (logged at debug, not as an error) and logs the access line with its status,
+    444 as nginx logs a connection it closed without answering.
+    """
+    while await request.content.readany():
+        pass
+    request.protocol.force_close()
+    return web.Response(status=444, reason="Connection Closed Without Response")
 
 
 def _status_line(status: int) -> str:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Final, Literal
+
+Drop = Literal["before", "after"]
+"""When a dropped connection is closed: before the vendor handled the request, or after."""
+DROPS: Final[tuple[Drop, ...]] = ("before", "after")
 
 
 @dataclass(frozen=True)
@@ -17,16 +22,28 @@ class Fault:
     seconds, not sandbox time: its purpose is to make the client's own timeout fire). The request
     is handled and recorded on arrival, so after a client timeout the test sees at once that the
     vendor did act, which is the case DingTalk's msgUuid exists for.
+
+    `drop` closes the connection without a byte of answer, which a client cannot tell apart from
+    a network failure: "before" the vendor handled the request (nothing delivered, no state
+    changed: a retry is safe) or "after" it (delivered: a retry must not deliver twice). The
+    client sees the same error either way, which is the point: the gateway has to be safe in both.
+    It combines with nothing else, since no answer is written for the others to shape.
     """
 
     http_status: int | None = None
     delay: float | None = None
     errcode: int | None = None
     errmsg: str | None = None
+    drop: Drop | None = None
 
     def __post_init__(self) -> None:
-        if self.http_status is None and self.delay is None and self.errcode is None:
-            raise ValueError("a fault needs http_status, delay or errcode")
+        if self.drop is not None:
+            if self.drop not in DROPS:
+                raise ValueError(f"drop must be one of {', '.join(map(repr, DROPS))}")
+            if self.http_status is not None or self.delay is not None or self.errcode is not None:
+                raise ValueError("drop writes no answer, so it takes no http_status, delay or errcode")
+        elif self.http_status is None and self.delay is None and self.errcode is None:
+            raise ValueError("a fault needs http_status, delay, errcode or drop")
         # 1xx cannot end a response; 200 is allowed for "HTTP 200 with a body that is not JSON".
         if self.http_status is not None and not 200 <= self.http_status <= 599:
             raise ValueError("http_status must be between 200 and 599")

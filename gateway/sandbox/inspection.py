@@ -20,7 +20,7 @@ from gateway.sandbox.paths import PREFIX
 from gateway.sandbox.state import SandboxState
 
 _FAULT_FIELDS: Final = frozenset(
-    {"channel", "robot", "http_status", "delay", "errcode", "errmsg", "times", "path"}
+    {"channel", "robot", "http_status", "delay", "errcode", "errmsg", "drop", "times", "path"}
 )
 
 
@@ -89,6 +89,8 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         errmsg = body.get("errmsg")
         if errmsg is not None and not isinstance(errmsg, str):
             raise bad_request("errmsg must be a string")
+        if body.get("drop") is not None and not isinstance(body.get("drop"), str):
+            raise bad_request('drop must be "before" or "after"')
         path = body.get("path")
         if path is not None and not isinstance(path, str):
             raise bad_request("path must be a string")
@@ -100,6 +102,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
                 delay=delay,
                 errcode=body.get("errcode"),
                 errmsg=errmsg,
+                drop=body.get("drop"),
                 times=times,
                 path=path,
             )

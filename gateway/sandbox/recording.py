@@ -39,13 +39,20 @@ class Received:
     One exception: a WeCom app text over 2048 bytes is recorded truncated to 2048 bytes, as the
     vendor delivers it (vendor-apis.md A: "longer is truncated by the vendor")."""
     errcode: int | None
-    """The vendor errcode answered; None when an injected fault answered a bare HTTP error."""
+    """The vendor errcode answered; None when an injected fault answered a bare HTTP error, or
+    when the connection was dropped before the request was handled."""
     errmsg: str
     at: float
     """Sandbox clock time when the request was handled."""
     duplicate: bool = False
     """DingTalk: accepted with errcode 0 but not delivered again, because its msgUuid was seen."""
-    http_status: int = 200
+    http_status: int | None = 200
+    """None when the connection was dropped before the request was handled: nothing was decided."""
+    dropped: bool = False
+    """An injected fault closed the connection instead of answering, so the client never read
+    errcode, errmsg and http_status. Dropped before handling, the entry only says the request
+    arrived (errcode None, never delivered); dropped after, it is what the vendor did, delivery
+    included."""
 
     @property
     def delivered(self) -> bool:

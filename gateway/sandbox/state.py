@@ -15,7 +15,7 @@ from gateway.sandbox.access_tokens import TokenBook
 from gateway.sandbox.applications import AppBook, DingtalkApp, WecomApp
 from gateway.sandbox.channels import APP_CHANNELS, DINGTALK_ROBOT, DINGTALK_WORK, WECOM_APP, WECOM_ROBOT
 from gateway.sandbox.clock import SandboxClock
-from gateway.sandbox.faults import Fault, FaultQueue
+from gateway.sandbox.faults import Drop, Fault, FaultQueue
 from gateway.sandbox.media import MediaRecord, MediaShelf
 from gateway.sandbox.paths import CHANNEL_PATHS
 from gateway.sandbox.recording import GETTOKEN, Journal, Received
@@ -259,6 +259,7 @@ class SandboxState:
         delay: float | None = None,
         errcode: int | None = None,
         errmsg: str | None = None,
+        drop: Drop | None = None,
         times: int = 1,
         path: str | None = None,
     ) -> None:
@@ -266,14 +267,16 @@ class SandboxState:
 
         `http_status`: answer that HTTP status, body `errmsg` or the status line. `errcode`:
         answer HTTP 200 with that errcode and `errmsg`. `delay`: hold the answer back that many
-        real seconds (the request itself is handled and recorded on arrival). `path`: only
-        requests to that endpoint (e.g. "/cgi-bin/gettoken"); by default any of them.
+        real seconds (the request itself is handled and recorded on arrival). `drop`: close the
+        connection without answering, "before" handling the request (recorded as dropped, nothing
+        else happens) or "after" it; alone, never with the others. `path`: only requests to that
+        endpoint (e.g. "/cgi-bin/gettoken"); by default any of them.
 
         Raises KeyError for an unknown channel, robot or app, and ValueError for a path the
         channel does not serve, so a typo fails the test at set-up instead of silently never
         firing.
         """
-        fault = Fault(http_status=http_status, delay=delay, errcode=errcode, errmsg=errmsg)
+        fault = Fault(http_status=http_status, delay=delay, errcode=errcode, errmsg=errmsg, drop=drop)
         books: dict[str, _Book] = {
             WECOM_ROBOT: self.wecom_robots,
             DINGTALK_ROBOT: self.dingtalk_robots,

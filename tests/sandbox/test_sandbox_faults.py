@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -152,8 +153,24 @@ def test_injecting_a_fault_for_an_unknown_robot_or_channel_raises(state: Sandbox
 
 @pytest.mark.parametrize(
     "fault",
-    [{}, {"http_status": 99}, {"delay": -1.0}, {"errmsg": "alone"}, {"http_status": 500, "times": 0}],
-    ids=["nothing to do", "bad status", "negative delay", "errmsg without errcode", "zero times"],
+    [
+        {},
+        {"http_status": 99},
+        {"delay": -1.0},
+        {"errmsg": "alone"},
+        {"http_status": 500, "times": 0},
+        {"drop": "during"},
+        {"drop": "after", "delay": 0.5},
+    ],
+    ids=[
+        "nothing to do",
+        "bad status",
+        "negative delay",
+        "errmsg without errcode",
+        "zero times",
+        "unknown drop",
+        "drop with delay",
+    ],
 )
 def test_a_meaningless_fault_is_refused(state: SandboxState, fault: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -240,3 +257,167 @@ async def test_a_robot_upload_can_be_faulted_alone(
 
     assert sent.errcode == 0
     assert upload.status == 502
+
+
+# -- dropped connections ----------------------------------------------------------------------
+
+# A hang would fail as a timeout, never as the disconnect the tests expect.
+PROMPTLY = aiohttp.ClientTimeout(total=5)
+DING_WORK_SEND = "/topapi/message/corpconversation/asyncsend_v2"
+DING_WORK_TEXT: dict[str, Any] = {
+    "agent_id": DING_AGENT_ID,
+    "userid_list": "user01",
+    "msg": {"msgtype": "text", "text": {"content": "发布完成"}},
+}
+
+
+@pytest.mark.asyncio
+async def test_a_dingtalk_robot_drop_before_delivers_nothing_so_a_retry_is_the_delivery(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    await inject(robots, "dingtalk_robot", "alerts", drop="before")
+    body = {**HELLO, "msgUuid": "uuid-drop-before-1"}
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await robots.dingtalk(body, timeout=PROMPTLY)
+    [dropped] = state.received()
+    assert (dropped.dropped, dropped.errcode, dropped.http_status, dropped.body) == (True, None, None, body)
+    assert state.delivered() == []
+    assert state.dingtalk_robots.get("alerts").msg_uuids == set()
+
+    retry = await robots.dingtalk(body)
+
+    assert retry.errcode == 0
+    [_, delivered] = state.received()
+    assert (delivered.duplicate, delivered.dropped) == (False, False)
+    assert state.delivered() == [delivered]
+
+
+@pytest.mark.asyncio
+async def test_a_dingtalk_robot_drop_after_delivers_so_a_retry_is_a_duplicate(
+    robots: RobotClient, state: SandboxState
+) -> None:
+    await inject(robots, "dingtalk_robot", "alerts", drop="after")
+    body = {**HELLO, "msgUuid": "uuid-drop-after-1"}
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await robots.dingtalk(body, timeout=PROMPTLY)
+    [dropped] = state.delivered()
+    assert (dropped.dropped, dropped.errcode, dropped.body) == (True, 0, body)
+
+    retry = await robots.dingtalk(body)
+
+    assert retry.errcode == 0
+    assert [(entry.dropped, entry.duplicate) for entry in state.received()] == [(True, False), (False, True)]
+    assert state.delivered() == [dropped]
+
+
+@pytest.mark.asyncio
+async def test_the_messages_api_shows_which_requests_were_dropped(robots: RobotClient) -> None:
+    await inject(robots, "wecom_robot", "ops", drop="before")
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await robots.wecom(HELLO, timeout=PROMPTLY)
+    await robots.wecom(HELLO)
+    async with robots.session.get(f"{robots.base_url}/_sandbox/messages") as response:
+        messages = await response.json()
+
+    assert [(m["dropped"], m["errcode"], m["http_status"]) for m in messages] == [
+        (True, None, None),
+        (False, 0, 200),
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("drop", "delivered"), [("before", 0), ("after", 1)])
+async def test_a_wecom_robot_drop_disconnects_and_delivers_only_when_after(
+    robots: RobotClient, state: SandboxState, drop: str, delivered: int
+) -> None:
+    state.inject_fault("wecom_robot", "ops", drop=drop)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await robots.wecom(HELLO, timeout=PROMPTLY)
+
+    [entry] = state.received()
+    assert entry.dropped
+    assert len(state.delivered()) == delivered
+    # Only a handled request uses up the robot's 20 a minute.
+    rate = state.wecom_robots.get("ops").rate
+    assert rate.has_room(state.clock.now(), 20) is (drop == "before")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("drop", "tasks"), [("before", 0), ("after", 1)])
+async def test_a_dingtalk_work_send_drop_disconnects_and_creates_a_task_only_when_after(
+    apps: AppClient, state: SandboxState, drop: str, tasks: int
+) -> None:
+    token = await apps.ding_token()
+    state.inject_fault("dingtalk_work", DING_APP, drop=drop, path=DING_WORK_SEND)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await apps.ding_send(DING_WORK_TEXT, token=token)
+
+    [_, sent] = state.received("dingtalk_work")
+    assert (sent.dropped, sent.body) == (True, DING_WORK_TEXT)
+    assert len(state.delivered()) == tasks
+    assert len(state.dingtalk_apps.get(DING_APP).tasks) == tasks
+    assert (await apps.ding_send(DING_WORK_TEXT, token=token)).errcode == 0, "the connection recovers"
+
+
+@pytest.mark.asyncio
+async def test_a_drop_before_an_unread_upload_still_disconnects_cleanly(
+    apps: AppClient, state: SandboxState
+) -> None:
+    # The sandbox reads the body it did not handle: closing on unread input would reset the
+    # connection mid-upload, a different error from the one a drop stands for.
+    state.inject_fault("wecom_robot", "ops", drop="before", path="/cgi-bin/webhook/upload_media")
+    content = b"%PDF-1.7 " + b"\x00" * (16 * 1024 * 1024)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await apps.upload(
+            "/cgi-bin/webhook/upload_media", {"key": WECOM_KEY, "type": "file"}, content, "big.pdf"
+        )
+
+    [entry] = state.received()
+    assert (entry.dropped, entry.errcode, entry.body) == (True, None, {"type": "file"})
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_connection_is_not_logged_as_a_server_error(
+    robots: RobotClient, state: SandboxState, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    state.inject_fault("dingtalk_robot", "alerts", drop="before")
+    state.inject_fault("wecom_robot", "ops", drop="after")
+
+    for send in (robots.dingtalk, robots.wecom):
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await send(HELLO, timeout=PROMPTLY)
+    await robots.wecom(HELLO)
+
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"drop": "after", "http_status": 502},
+        {"drop": "after", "delay": 1.0},
+        {"drop": "before", "errcode": -1},
+        {"drop": "before", "errmsg": "gone"},
+        {"drop": "sideways"},
+        {"drop": True},
+    ],
+    ids=["with http_status", "with delay", "with errcode", "with errmsg", "unknown value", "not a string"],
+)
+@pytest.mark.asyncio
+async def test_a_drop_combined_with_an_answer_or_badly_named_is_refused_with_400(
+    robots: RobotClient, state: SandboxState, fault: dict[str, Any]
+) -> None:
+    async with robots.session.post(
+        f"{robots.base_url}/_sandbox/faults", json={"channel": "wecom_robot", "robot": "ops", **fault}
+    ) as response:
+        assert response.status == 400
+        assert "error" in await response.json()
+    assert state.faults.take("wecom_robot", "ops") is None

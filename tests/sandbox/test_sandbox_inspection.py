@@ -56,6 +56,7 @@ async def test_messages_lists_every_received_request_with_what_was_answered(robo
         "at",
         "duplicate",
         "http_status",
+        "dropped",
     }
 
 
