@@ -47,6 +47,9 @@ class TokenManager:
         self._hot: dict[str, StoredToken] = {}
         self._inflight: dict[str, asyncio.Future[StoredToken]] = {}
         self._failures: dict[str, tuple[float, GatewayError]] = {}
+        # The last token the vendor rejected, per account: a load that started before the rejection
+        # may still return it from the store, and must not put it back in use.
+        self._rejected: dict[str, str] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._owner = uuid.uuid4().hex
         self.fetches = 0  # gettoken calls this process made (for metrics and benchmarks)
@@ -59,11 +62,14 @@ class TokenManager:
         if hot is not None and hot.expires_at > time.time():
             return hot.token
         stored = await self._single_flight(account, deadline)
+        if stored.token == self._rejected.get(account):
+            stored = await self._single_flight(account, deadline)  # joined a load older than the rejection
         self._hot[account] = stored
         return stored.token
 
     async def invalidate(self, account: str, token: str) -> None:
         """Forgets ``token`` after the vendor rejected it; a newer token is left alone."""
+        self._rejected[account] = token
         hot = self._hot.get(account)
         if hot is not None and hot.token == token:
             del self._hot[account]
@@ -110,7 +116,12 @@ class TokenManager:
             stored = await self.store.get(account)
         except TokenStoreUnavailable as exc:
             raise _store_unavailable(account, exc) from None
-        return stored if stored is not None else await self._fetch_shared(account, deadline)
+        if stored is not None and self._usable(account, stored):
+            return stored
+        return await self._fetch_shared(account, deadline)
+
+    def _usable(self, account: str, stored: StoredToken) -> bool:
+        return stored.token != self._rejected.get(account)
 
     async def _fetch_shared(self, account: str, deadline: float | None) -> StoredToken:
         failure = self._failures.get(account)
@@ -122,7 +133,9 @@ class TokenManager:
                     try:
                         # Another replica may have written a token between our miss and our lock.
                         stored = await self.store.get(account)
-                        return stored if stored is not None else await self._fetch(account, deadline)
+                        if stored is not None and self._usable(account, stored):
+                            return stored
+                        return await self._fetch(account, deadline)
                     finally:
                         with contextlib.suppress(TokenStoreUnavailable):
                             await self.store.unlock(account, self._owner)
@@ -145,6 +158,7 @@ class TokenManager:
                 self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
                 raise
         self._failures.pop(account, None)
+        self._rejected.pop(account, None)  # the vendor just issued it: usable even if it is the same token
         now = time.time()
         stored = StoredToken(token, now + self._lifetime(expires_in), issued_at=now)
         await self.store.put(account, stored)
@@ -167,7 +181,7 @@ class TokenManager:
                 raise DeadlineExceeded(f"waited for another replica's token fetch for account {account!r}")
             await asyncio.sleep(delay)
             stored = await self.store.get(account)
-            if stored is not None:
+            if stored is not None and self._usable(account, stored):
                 return stored
             if not await self.store.locked(account):
                 return None
