@@ -66,6 +66,18 @@ class TelemetrySettings(_Strict):
     service_name: str = "notify-gateway"
 
 
+class MessageSettings(_Strict):
+    """How long the gateway remembers messages, and how it follows them after Send."""
+
+    retention_hours: float = Field(default=7 * 24, gt=0)  # records, GetMessage and ListMessages
+    # A Send in progress renews its claim this often x3; a replica that dies holds its messages
+    # this long at most before they are resolved (ACCEPTED -> FAILED, SENDING -> UNKNOWN).
+    owner_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    report_first_poll_seconds: float = Field(default=1.0, gt=0)  # first delivery-report poll after a send
+    report_max_interval_seconds: float = Field(default=300.0, gt=0)
+    report_poll_hours: float = Field(default=24.0, gt=0)  # then the record stays SENT, marked final
+
+
 class QuotaSettings(_Strict):
     sends_per_minute: int | None = Field(default=None, gt=0)  # across all replicas
 
@@ -89,6 +101,7 @@ class Config(_Strict):
     token_store: str = "memory://"
     key_namespace: str = Field(default="notify", pattern=r"^[A-Za-z0-9_.-]+$")  # prefix of every Redis key
     telemetry: TelemetrySettings = TelemetrySettings()
+    messages: MessageSettings = MessageSettings()
     tenants: list[TenantSettings] = Field(default_factory=list)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 

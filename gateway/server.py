@@ -19,6 +19,8 @@ from gateway.interceptors.access_log import AccessLogInterceptor
 from gateway.interceptors.auth import AuthInterceptor
 from gateway.interceptors.errors import ErrorInterceptor
 from gateway.interceptors.tracing import TracingInterceptor
+from gateway.lifecycle.ledger import Ledger
+from gateway.lifecycle.reports import DeliveryReports, ReportPolicy
 from gateway.service import NotificationService
 from gateway.store.stores import open_stores
 from gateway.tenants import Tenant, Tenants, parse_key_hash
@@ -36,9 +38,23 @@ class GatewayServer:
     def __init__(self, config: Config, *, transport: VendorTransport | None = None) -> None:
         self.config = config
         self.transport = transport or AiohttpTransport()
-        self.stores = open_stores(config.token_store, config.key_namespace)
+        messages = config.messages
+        self.stores = open_stores(
+            config.token_store, config.key_namespace, retention=messages.retention_hours * 3600
+        )
         self.tokens = TokenManager(self.stores.tokens)
         self.accounts = Accounts(config.accounts, self.transport, self.tokens)
+        self.ledger = Ledger(self.stores.records, lease_seconds=messages.owner_lease_seconds)
+        self.reports = DeliveryReports(
+            self.ledger,
+            self.stores.reports,
+            self.accounts,
+            ReportPolicy(
+                first_poll=messages.report_first_poll_seconds,
+                max_interval=messages.report_max_interval_seconds,
+                give_up_after=messages.report_poll_hours * 3600,
+            ),
+        )
         self.tenants = Tenants(
             Tenant(
                 name=t.name,
@@ -66,7 +82,9 @@ class GatewayServer:
             ],
         )
         pb_grpc.add_NotificationServiceServicer_to_server(
-            NotificationService(build_chains(Dependencies(self.accounts, self.stores))),
+            NotificationService(
+                build_chains(Dependencies(self.accounts, self.stores, self.ledger, self.reports))
+            ),
             self._server,
         )
         self._health = health.aio.HealthServicer()
@@ -100,6 +118,7 @@ class GatewayServer:
     async def start(self) -> None:
         await self._server.start()
         self.tokens.start()
+        self.reports.start()
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening", extra={"address": self.address, "accounts": sorted(self.accounts)})
@@ -111,7 +130,11 @@ class GatewayServer:
         self._stopped.set()
         grace = self.config.server.grace_period_seconds if grace is None else grace
         await self._health.enter_graceful_shutdown()
+        # Calls still running at the end of the grace period are cancelled; each records its
+        # message's outcome (UNKNOWN if a vendor call was in flight) before the store closes.
         await self._server.stop(grace)
+        await self.ledger.drain(timeout=5.0)
+        await self.reports.stop()
         await self.tokens.close()
         await self.stores.close()
         await self.transport.close()

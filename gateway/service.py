@@ -28,6 +28,23 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     ) -> pb.UploadMediaResponse:
         return await self._chains.upload(_context("upload", request_iterator, context))
 
+    async def GetMessage(
+        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMessageResponse:
+        return await self._chains.get(_context("get", request, context))
+
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMessagesResponse:
+        return await self._chains.list(_context("list", request, context))
+
+    async def WatchMessage(
+        self, request: pb.WatchMessageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchMessageResponse]:
+        changes = await self._chains.watch(_context("watch", request, context))
+        async for change in changes:
+            yield change
+
 
 def _context(operation: str, request: RequestT, context: grpc.aio.ServicerContext) -> CallContext[RequestT]:
     """The chain's context: the caller's deadline, and the tenant authentication found."""

@@ -5,7 +5,7 @@ Adding a step or a chain is one line here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from gateway.chain.chain import Chain
@@ -14,14 +14,18 @@ from gateway.chain.steps.authorize_account import authorize_account
 from gateway.chain.steps.check_message import check_message
 from gateway.chain.steps.deduplicate import deduplicate
 from gateway.chain.steps.deliver import deliver
+from gateway.chain.steps.find_message import find_message, validate_message_id
 from gateway.chain.steps.limit_rate import limit_rate
-from gateway.chain.steps.recall_message import load_record, recall_message, validate_recall
+from gateway.chain.steps.message_status import get_message, list_messages, watch_message
+from gateway.chain.steps.recall_message import recall_message
 from gateway.chain.steps.record_message import record_message
 from gateway.chain.steps.resolve_account import resolve_account
 from gateway.chain.steps.upload_inline_media import upload_inline_media
 from gateway.chain.steps.upload_media import check_media_info, read_media_info, receive_media, upload_media
 from gateway.chain.steps.validate_send import validate_send
 from gateway.channels.base import ChannelAdapter
+from gateway.lifecycle.ledger import Ledger
+from gateway.lifecycle.reports import DeliveryReports
 from gateway.store.stores import Stores
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -31,16 +35,22 @@ class Chains:
     send: Chain[pb.SendResponse]
     recall: Chain[pb.RecallResponse]
     upload: Chain[pb.UploadMediaResponse]
+    get: Chain[pb.GetMessageResponse]
+    list: Chain[pb.ListMessagesResponse]
+    watch: Chain[AsyncIterator[pb.WatchMessageResponse]]
 
 
 @dataclass(frozen=True)
 class Dependencies:
     accounts: Mapping[str, ChannelAdapter]
     stores: Stores
+    ledger: Ledger
+    reports: DeliveryReports
 
 
 def build_chains(deps: Dependencies) -> Chains:
     account = resolve_account(deps.accounts)
+    message = find_message(deps.ledger)
     return Chains(
         send=Chain(
             "send",
@@ -50,22 +60,16 @@ def build_chains(deps: Dependencies) -> Chains:
                 account,
                 authorize_account,
                 check_message,
-                deduplicate(deps.stores.idempotency),
+                deduplicate(deps.stores.idempotency, deps.ledger),
+                record_message(deps.ledger),
                 limit_rate(deps.stores.rate_limiter),
                 upload_inline_media(deps.stores.media_cache),
-                record_message(deps.stores.records),
-                deliver,
+                deliver(deps.ledger, deps.reports),
             ],
         ),
         recall=Chain(
             "recall",
-            [
-                validate_recall,
-                load_record(deps.stores.records),
-                account,
-                authorize_account,
-                recall_message(deps.stores.records),
-            ],
+            [validate_message_id, message, account, authorize_account, recall_message(deps.ledger)],
         ),
         upload=Chain[pb.UploadMediaResponse](
             "upload",
@@ -78,4 +82,7 @@ def build_chains(deps: Dependencies) -> Chains:
                 upload_media(deps.stores.media_cache),
             ],
         ),
+        get=Chain("get", [validate_message_id, message, get_message]),
+        list=Chain("list", [list_messages(deps.ledger)]),
+        watch=Chain("watch", [validate_message_id, message, watch_message(deps.ledger)]),
     )

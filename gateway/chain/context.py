@@ -10,6 +10,7 @@ from opentelemetry import trace
 
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Outgoing
+from gateway.store.records import StoredRecord
 
 RequestT = TypeVar("RequestT")
 
@@ -24,6 +25,8 @@ class CallContext(Generic[RequestT]):
     message_id: str = ""
     adapter: ChannelAdapter | None = None  # set by resolve_account
     outgoing: Outgoing | None = None  # set by check_message
+    record: StoredRecord | None = None  # the message's record: the Send's own (record_message) or looked up
+    resend: StoredRecord | None = None  # an UNKNOWN message this Send may deliver again (deduplicate)
     attributes: dict[str, Any] = field(default_factory=dict)  # for steps that add their own facts
     span: trace.Span = field(default_factory=trace.get_current_span)  # the RPC's server span
 
@@ -37,6 +40,11 @@ class CallContext(Generic[RequestT]):
     ) -> CallContext[RequestT]:
         deadline = None if time_remaining is None else time.monotonic() + time_remaining
         return cls(operation, request, deadline)
+
+    def require_record(self) -> StoredRecord:
+        if self.record is None:
+            raise RuntimeError(f"{self.operation} chain: no message record before this step")
+        return self.record
 
     def require_adapter(self) -> ChannelAdapter:
         if self.adapter is None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from gateway.channels.attempts import ACCEPTED, AMBIGUOUS, REFUSED, Attempt, AttemptLog
 from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
 from gateway.channels.error_table import ErrorTable
 from gateway.channels.media_rules import MediaRule, type_name
@@ -31,6 +32,7 @@ from gateway.channels.transport import (
     VendorTransport,
 )
 from gateway.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     VendorError,
@@ -46,7 +48,10 @@ from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.vendor")
 
-_RETRYABLE_HTTP = frozenset({502, 503, 504})
+# Answers that say the request was not processed (overloaded, throttled): safe to send again. Any
+# other 5xx may come from a proxy after the vendor acted (a 504 after the vendor delivered), so it
+# is ambiguous (docs/vendors.md, "What a failed call means").
+_NOT_PROCESSED_HTTP = frozenset({429, 503})
 DEFAULT_TOKEN_LIFETIME = 7200.0
 
 
@@ -60,9 +65,12 @@ class ChannelAdapter(ABC):
     kinds: ClassVar[frozenset[str]]  # Message.kind oneof names this channel delivers
     recallable: ClassVar[bool] = False
     errors: ClassVar[ErrorTable]
-    # Whether a request that may have reached the vendor can be sent again without a double
-    # delivery (true where the vendor de-duplicates, e.g. DingTalk's msgUuid).
-    retry_is_idempotent: ClassVar[bool] = False
+    #: Whether the vendor drops a repeat of a request it already acted on (DingTalk robot's msgUuid),
+    #: which makes sending a message with an ambiguous outcome again harmless. The account's
+    #: ``resend_unknown`` setting overrides it.
+    vendor_deduplicates: ClassVar[bool] = False
+    #: Whether the vendor reports delivery after accepting (``delivery_report``): SENT is then not final.
+    reports_delivery: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -76,6 +84,8 @@ class ChannelAdapter(ABC):
         self.transport = transport
         self.base_url = str(settings.base_url or self.default_base_url).rstrip("/")
         self._tokens = tokens
+        resend = settings.resend_unknown
+        self.resends_ambiguous = self.vendor_deduplicates if resend is None else resend
         per_minute = settings.rate_limit_per_minute
         self.rate_limit = (
             self.default_rate_limit
@@ -103,8 +113,17 @@ class ChannelAdapter(ABC):
         """Builds the vendor payload; raises InvalidArgument listing every violation. No I/O."""
 
     @abstractmethod
-    async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
-        """Sends a prepared payload."""
+    async def deliver(
+        self, outgoing: Outgoing, *, deadline: float | None, attempts: AttemptLog | None = None
+    ) -> Delivery:
+        """Sends a prepared payload, logging every vendor call that could deliver it in ``attempts``."""
+
+    async def delivery_report(
+        self, vendor_message_id: str, *, deadline: float | None
+    ) -> pb.DeliveryReport | None:
+        """The vendor's report of a sent message, or None while it is still delivering; only
+        channels with ``reports_delivery = True`` implement it."""
+        raise NotImplementedError(f"channel {self.channel} gives no delivery reports")
 
     async def recall(self, vendor_message_id: str, *, deadline: float | None) -> None:
         """Withdraws a sent message; only channels with ``recallable = True`` implement it."""
@@ -177,6 +196,7 @@ class ChannelAdapter(ABC):
         file: FilePart | None = None,
         params: Mapping[str, str] | None = None,
         deadline: float | None,
+        attempts: AttemptLog | None = None,
     ) -> dict[str, Any]:
         """``call`` with ``?access_token=``; a token the vendor rejects is invalidated and the call
         retried once with a fresh one. A second rejection is an error, not a loop."""
@@ -192,6 +212,7 @@ class ChannelAdapter(ABC):
                     json_body=json_body,
                     file=file,
                     deadline=deadline,
+                    attempts=attempts,
                 )
             except VendorError as error:
                 if error.outcome is not VendorOutcome.TOKEN_INVALID or attempt == 2:
@@ -229,12 +250,15 @@ class ChannelAdapter(ABC):
         json_body: Any = None,
         file: FilePart | None = None,
         deadline: float | None,
+        attempts: AttemptLog | None = None,
     ) -> dict[str, Any]:
         """Calls the vendor with retries, returns the JSON answer when errcode is 0, else raises.
 
-        Retries: errcode "busy", HTTP 502/503/504 and connection failures always (nothing was
-        delivered); timeouts and HTTP 500 only where the channel is idempotent. Never past the
-        caller's deadline.
+        Retries what was not processed (errcode "busy", HTTP 429/503, a connection never made)
+        always; what may have been (a timeout or dropped connection after the request was
+        written, any other 5xx) only where the account resends ambiguous messages. No attempt
+        starts with less than the account's ``min_attempt_seconds`` left before the deadline.
+        ``attempts`` (for calls that deliver a message) gets one entry per attempt.
         """
         with current_span(
             f"vendor {self.channel} {path}",
@@ -245,7 +269,9 @@ class ChannelAdapter(ABC):
             },
         ) as span:
             try:
-                return await self._call(method, path, params, json_body, file, deadline)
+                return await self._call(
+                    method, path, params, json_body, file, deadline, attempts or AttemptLog()
+                )
             except VendorError as error:
                 span.set_attribute("notify.vendor.errcode", error.errcode)
                 span.set_status(Status(StatusCode.ERROR, f"vendor errcode {error.errcode}"))
@@ -260,50 +286,79 @@ class ChannelAdapter(ABC):
         json_body: Any,
         file: FilePart | None,
         deadline: float | None,
+        attempts: AttemptLog,
     ) -> dict[str, Any]:
         url = self.base_url + path
-        attempts = self.settings.max_attempts
-        for attempt in range(1, attempts + 1):
+        tries = self.settings.max_attempts
+        for number in range(1, tries + 1):
             timeout = self._timeout(deadline)
-            retry_reason: str
+            if timeout is None:
+                if number == 1:
+                    raise DeadlineExceeded(
+                        f"the call's deadline leaves less than {self.settings.min_attempt_seconds:g} s "
+                        f"for the {self.vendor_name}: nothing was sent",
+                        reason="DEADLINE_TOO_SHORT",
+                    )
+                raise self._unavailable(
+                    f"{self.vendor_name} {path}: no time left to retry after {attempts.last_detail}",
+                    "VENDOR_UNAVAILABLE",
+                )
+            attempt = attempts.begin()
             try:
-                reply = await self._timed_request(method, url, path, params, json_body, file, timeout)
+                reply = await self._timed_request(
+                    method, url, path, params, json_body, file, timeout, attempt
+                )
             except TransportError as exc:
                 kind = "VENDOR_TIMEOUT" if isinstance(exc, TransportTimeout) else "VENDOR_UNREACHABLE"
-                if (exc.sent and not self.retry_is_idempotent) or attempt == attempts:
+                attempt.failed_in_transit(str(exc) if exc.sent else f"{exc} (request not sent)")
+                if (exc.sent and not self.resends_ambiguous) or number == tries:
                     raise self._unavailable(f"{self.vendor_name} {path}: {exc}", kind) from None
-                retry_reason = kind
+            except BaseException:
+                attempts.settle_in_flight("cancelled while waiting for the vendor")
+                raise
             else:
                 if reply.status >= 500 or reply.data is None:
-                    retryable = reply.status in _RETRYABLE_HTTP or self.retry_is_idempotent
-                    if not retryable or attempt == attempts:
+                    status = reply.status
+                    if status in _NOT_PROCESSED_HTTP or 400 <= status < 500:
+                        attempt.settle(REFUSED, f"HTTP {status}", http_status=status)
+                        may_retry = status in _NOT_PROCESSED_HTTP
+                    else:
+                        attempt.settle(AMBIGUOUS, f"HTTP {status}", http_status=status)
+                        may_retry = self.resends_ambiguous
+                    if not may_retry or number == tries:
                         raise self._unavailable(
                             f"{self.vendor_name} {path} answered HTTP {reply.status}",
                             "VENDOR_HTTP_ERROR",
                             http_status=reply.status,
                         )
-                    retry_reason = f"HTTP {reply.status}"
                 else:
                     errcode = _errcode(reply.data)
                     if errcode == 0:
+                        attempt.settle(ACCEPTED, "accepted", http_status=reply.status)
                         return reply.data
                     errmsg = redact(str(reply.data.get("errmsg", "")))
+                    attempt.settle(
+                        REFUSED,
+                        f"errcode {errcode}",
+                        http_status=reply.status,
+                        errcode=errcode,
+                        errmsg=errmsg,
+                    )
                     outcome = self.classify(errcode, reply.data)
-                    if outcome is not VendorOutcome.RETRY or attempt == attempts:
+                    if outcome is not VendorOutcome.RETRY or number == tries:
                         raise self.vendor_error(outcome, errcode, errmsg)
-                    retry_reason = f"errcode {errcode}"
-            delay = _backoff(attempt)
+            delay = _backoff(number)
             if deadline is not None and time.monotonic() + delay >= deadline:
                 raise self._unavailable(
-                    f"{self.vendor_name} {path}: no time left to retry after {retry_reason}",
+                    f"{self.vendor_name} {path}: no time left to retry after {attempt.detail}",
                     "VENDOR_UNAVAILABLE",
                 )
             log.info(
                 "vendor retry",
-                extra={"channel": self.channel, "account": self.account_id, "reason": retry_reason},
+                extra={"channel": self.channel, "account": self.account_id, "reason": attempt.detail},
             )
             trace.get_current_span().add_event(
-                "vendor.retry", {"attempt": attempt, "reason": retry_reason, "delay_seconds": delay}
+                "vendor.retry", {"attempt": number, "reason": attempt.detail, "delay_seconds": delay}
             )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises
@@ -317,13 +372,14 @@ class ChannelAdapter(ABC):
         json_body: Any,
         file: FilePart | None,
         timeout: float,
+        attempt: Attempt,
     ) -> VendorReply:
         """One attempt, its latency recorded per channel and outcome (HTTP status, timeout, error)."""
         started = time.perf_counter()
         outcome = "error"
         try:
             reply = await self.transport.request(
-                method, url, params=params, json_body=json_body, file=file, timeout=timeout
+                method, url, params=params, json_body=json_body, file=file, timeout=timeout, attempt=attempt
             )
             outcome = str(reply.status)
             return reply
@@ -361,11 +417,15 @@ class ChannelAdapter(ABC):
             http_status=http_status,
         )
 
-    def _timeout(self, deadline: float | None) -> float:
+    def _timeout(self, deadline: float | None) -> float | None:
+        """This attempt's timeout, or None when the deadline leaves too little to start one."""
         timeout = self.settings.timeout_seconds
-        if deadline is not None:
-            timeout = max(0.05, min(timeout, deadline - time.monotonic()))
-        return timeout
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
+        if left < self.settings.min_attempt_seconds:
+            return None
+        return min(timeout, left)
 
 
 def _errcode(answer: Mapping[str, Any]) -> int:

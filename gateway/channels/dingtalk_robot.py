@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from gateway.channels import checks
+from gateway.channels.attempts import AttemptLog
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Delivery, Outgoing
 from gateway.channels.error_table import ErrorTable
@@ -50,7 +51,7 @@ class DingTalkRobot(ChannelAdapter):
     vendor_name = VENDOR
     default_base_url = "https://oapi.dingtalk.com"
     kinds = frozenset({"text", "markdown", "link", "action_card", "feed_card"})
-    retry_is_idempotent = True  # msgUuid
+    vendor_deduplicates = True  # msgUuid: the vendor drops a repeat (docs/vendors.md)
     # 20 messages a minute per robot; a second of margin for the trip to the vendor.
     default_rate_limit = RateLimit(20, 61.0)
     errors = ErrorTable(
@@ -139,8 +140,11 @@ class DingTalkRobot(ChannelAdapter):
                 "atUserIds": list(recipients.user_ids),
                 "isAtAll": recipients.all,
             }
-        # A vendor-side idempotency key: a retry after a timeout is not delivered twice.
-        body["msgUuid"] = request.idempotency_key or message_id
+        # The vendor drops a repeat of a msgUuid it has seen, so a resend after a timeout is not
+        # delivered twice. It is the gateway's message_id, never the caller's key: an idempotency
+        # key is bound to one message_id, so every resend of a message carries the same msgUuid,
+        # while two tenants (or one reusing a key after it expired) can never collide.
+        body["msgUuid"] = message_id
         encoded = encode_json(body).encode()  # measured against the limit, then sent as it is
         size = len(encoded)
         if size > BODY_LIMIT and not violations:
@@ -152,13 +156,16 @@ class DingTalkRobot(ChannelAdapter):
         self.raise_violations(violations)
         return Outgoing(kind, body, encoded=encoded)
 
-    async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
+    async def deliver(
+        self, outgoing: Outgoing, *, deadline: float | None, attempts: AttemptLog | None = None
+    ) -> Delivery:
         await self.call(
             "POST",
             "/robot/send",
             params=self._auth_params(),
             json_body=outgoing.encoded or outgoing.payload,
             deadline=deadline,
+            attempts=attempts,
         )
         return Delivery(state=pb.MESSAGE_STATE_SENT)
 

@@ -1,8 +1,9 @@
-"""DingTalk work notifications (vendor-apis.md section D).
+"""DingTalk work notifications (docs/vendors.md, DingTalk work notifications).
 
 Calls carry an access token from ``/gettoken`` (appkey + appsecret). A send returns a task_id:
 "accepted", not "delivered" (the vendor drops some messages silently: same content to the same
-user twice a day, over 500 a day per user), so the state reported is ACCEPTED.
+user twice a day, over 500 a day per user), so the message is SENT and the gateway later asks
+getsendprogress / getsendresult who received and who read it (``delivery_report``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
+from gateway.channels.attempts import AttemptLog
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
 from gateway.channels.error_table import ErrorTable
@@ -23,6 +25,7 @@ from gateway.errors import VendorError, VendorOutcome, Violation
 from generated.notify.v1 import notification_service_pb2 as pb
 
 VENDOR = "DingTalk work notification"
+_TASK_DONE = 2  # getsendprogress status: 0 not started, 1 processing, 2 done
 USER_LIMIT = 5000
 _TOKEN_SUB_CODES = frozenset({"40014", "40000"})  # errcode 88's newer form of "invalid token"
 
@@ -40,6 +43,7 @@ class DingTalkWork(ChannelAdapter):
     default_base_url = "https://oapi.dingtalk.com"
     uses_token = True
     recallable = True
+    reports_delivery = True
     kinds = frozenset({"text", "image", "voice", "file", "link", "markdown", "oa", "action_card"})
     errors = ErrorTable(
         {
@@ -108,14 +112,47 @@ class DingTalkWork(ChannelAdapter):
             outgoing.pending_media = (upload, content)
         return outgoing
 
-    async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
+    async def deliver(
+        self, outgoing: Outgoing, *, deadline: float | None, attempts: AttemptLog | None = None
+    ) -> Delivery:
         answer = await self.call_with_token(
             "POST",
             "/topapi/message/corpconversation/asyncsend_v2",
             json_body=outgoing.payload,
             deadline=deadline,
+            attempts=attempts,
         )
-        return Delivery(state=pb.MESSAGE_STATE_ACCEPTED, vendor_message_id=str(answer.get("task_id", "")))
+        return Delivery(state=pb.MESSAGE_STATE_SENT, vendor_message_id=str(answer.get("task_id", "")))
+
+    async def delivery_report(
+        self, vendor_message_id: str, *, deadline: float | None
+    ) -> pb.DeliveryReport | None:
+        task = {"agent_id": self.settings.agent_id, "task_id": int(vendor_message_id)}
+        answer = await self.call_with_token(
+            "POST", "/topapi/message/corpconversation/getsendprogress", json_body=task, deadline=deadline
+        )
+        progress = answer.get("progress")
+        if not isinstance(progress, dict) or progress.get("status") != _TASK_DONE:
+            return None
+        answer = await self.call_with_token(
+            "POST", "/topapi/message/corpconversation/getsendresult", json_body=task, deadline=deadline
+        )
+        result = answer.get("send_result")
+        if not isinstance(result, dict):
+            return None
+        forbidden = _ids(result, "forbidden_user_id_list") + [
+            str(item.get("userid", ""))
+            for item in result.get("forbidden_list") or ()
+            if isinstance(item, dict)
+        ]
+        return pb.DeliveryReport(
+            read_user_ids=_ids(result, "read_user_id_list"),
+            unread_user_ids=_ids(result, "unread_user_id_list"),
+            failed_user_ids=_ids(result, "failed_user_id_list"),
+            forbidden_user_ids=list(dict.fromkeys(u for u in forbidden if u)),
+            invalid_user_ids=_ids(result, "invalid_user_id_list"),
+            invalid_department_ids=_ids(result, "invalid_dept_id_list"),
+        )
 
     async def recall(self, vendor_message_id: str, *, deadline: float | None) -> None:
         body = {"agent_id": self.settings.agent_id, "msg_task_id": int(vendor_message_id)}
@@ -272,3 +309,11 @@ _BUILDERS = {
     "oa": _oa,
     "action_card": _action_card,
 }
+
+
+def _ids(result: Mapping[str, Any], name: str) -> list[str]:
+    """A getsendresult id list; the vendor sends lists, but a comma-joined string is read too."""
+    value = result.get(name) or []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(item) for item in value if str(item)]

@@ -16,6 +16,11 @@ class AccountSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     # Sends a minute across all replicas; None: the channel's vendor limit; 0: no gateway limit.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    # Whether a message whose delivery is UNKNOWN may be sent again (by a retry with the same
+    # idempotency key, or a retry inside one Send); None: only where the vendor de-duplicates.
+    resend_unknown: bool | None = None
+    # No vendor attempt starts with less than this left before the caller's deadline.
+    min_attempt_seconds: float = Field(default=0.2, ge=0, le=10)
 
     def secret_values(self) -> list[str]:
         """Every credential in these settings, so they can be kept out of logs and errors."""

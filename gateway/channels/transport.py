@@ -16,6 +16,7 @@ import aiohttp
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway.channels.attempts import Attempt
 from gateway.redaction import CREDENTIAL_PARAMS, MASK
 from gateway.telemetry import current_span
 
@@ -40,7 +41,8 @@ class FilePart:
 
 
 class TransportError(Exception):
-    """The vendor could not be asked or did not answer; ``sent`` says whether the request may have arrived."""
+    """The vendor could not be asked or did not answer; ``sent`` says whether the request may have
+    arrived (it was handed to a connection)."""
 
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
@@ -61,7 +63,10 @@ class VendorTransport(Protocol):
         json_body: Any = None,
         file: FilePart | None = None,
         timeout: float,
-    ) -> VendorReply: ...
+        attempt: Attempt | None = None,
+    ) -> VendorReply:
+        """One HTTP request; marks ``attempt.written`` once the request is handed to a connection."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -72,6 +77,9 @@ class AiohttpTransport:
     def __init__(self, *, pool_size: int = 100) -> None:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        # Tells an attempt that its request reached a connection: from then on, a failure is ambiguous.
+        self._trace = aiohttp.TraceConfig()
+        self._trace.on_request_headers_sent.append(_mark_written)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -79,6 +87,7 @@ class AiohttpTransport:
                 connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
                 json_serialize=encode_json,
                 raise_for_status=False,
+                trace_configs=[self._trace],
             )
         return self._session
 
@@ -91,6 +100,7 @@ class AiohttpTransport:
         json_body: Any = None,
         file: FilePart | None = None,
         timeout: float,
+        attempt: Attempt | None = None,
     ) -> VendorReply:
         data: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] = {}
@@ -118,6 +128,7 @@ class AiohttpTransport:
                     data=data,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout),
+                    trace_request_ctx=attempt,
                 ) as response:
                     text = await response.text(errors="replace")
                     span.set_attribute("http.response.status_code", response.status)
@@ -126,19 +137,38 @@ class AiohttpTransport:
                     return VendorReply(response.status, _json_object(text), text)
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 span.set_status(Status(StatusCode.ERROR, "timeout"))
-                raise TransportTimeout(f"no answer within {timeout:.1f}s", sent=True) from None
+                raise TransportTimeout(f"no answer within {timeout:.1f}s", sent=_sent(attempt)) from None
             except aiohttp.ClientConnectorError as exc:
                 span.set_status(Status(StatusCode.ERROR, "connect failed"))
                 # Never connected, so nothing was delivered: safe to retry even without idempotency.
                 raise TransportError(f"cannot connect: {exc.os_error.strerror or exc}", sent=False) from None
             except aiohttp.ClientError as exc:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise TransportError(f"{type(exc).__name__}", sent=True) from None
+                raise TransportError(_describe(exc), sent=_sent(attempt)) from None
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _mark_written(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    attempt = context.trace_request_ctx
+    if isinstance(attempt, Attempt):
+        attempt.written = True
+
+
+def _sent(attempt: Attempt | None) -> bool:
+    # Without an attempt to ask, assume the worst: the vendor may have the request.
+    return attempt is None or attempt.written
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the vendor closed the connection without an answer"
+    return type(exc).__name__
 
 
 def recorded_url(url: str, params: Mapping[str, str] | None) -> str:

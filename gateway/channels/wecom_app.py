@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
+from gateway.channels.attempts import AttemptLog
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, Rejected, UploadedMedia
 from gateway.channels.error_table import ErrorTable
@@ -131,9 +132,11 @@ class WeComApp(ChannelAdapter):
             outgoing.pending_media = (upload, content)
         return outgoing
 
-    async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
+    async def deliver(
+        self, outgoing: Outgoing, *, deadline: float | None, attempts: AttemptLog | None = None
+    ) -> Delivery:
         answer = await self.call_with_token(
-            "POST", "/cgi-bin/message/send", json_body=outgoing.payload, deadline=deadline
+            "POST", "/cgi-bin/message/send", json_body=outgoing.payload, deadline=deadline, attempts=attempts
         )
         rejected = tuple(
             Rejected(kind, vendor_id, reason)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from gateway.channels import checks
+from gateway.channels.attempts import AttemptLog
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
 from gateway.channels.error_table import ErrorTable
@@ -147,10 +148,17 @@ class WeComRobot(ChannelAdapter):
         self.raise_violations(violations)
         return Outgoing(kind, body)
 
-    async def deliver(self, outgoing: Outgoing, *, deadline: float | None) -> Delivery:
+    async def deliver(
+        self, outgoing: Outgoing, *, deadline: float | None, attempts: AttemptLog | None = None
+    ) -> Delivery:
         params = {"key": self.settings.key.get_secret_value()}
         await self.call(
-            "POST", "/cgi-bin/webhook/send", params=params, json_body=outgoing.payload, deadline=deadline
+            "POST",
+            "/cgi-bin/webhook/send",
+            params=params,
+            json_body=outgoing.payload,
+            deadline=deadline,
+            attempts=attempts,
         )
         return Delivery(state=pb.MESSAGE_STATE_SENT)
 

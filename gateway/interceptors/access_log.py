@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -10,6 +11,7 @@ import grpc
 from opentelemetry import trace
 
 from gateway.errors import GatewayError
+from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.tenants import current_tenant
 
@@ -27,6 +29,9 @@ class AccessLogInterceptor(HandlerWrapper):
             return response
         except GatewayError as error:
             code = error.status_code
+            raise
+        except asyncio.CancelledError:
+            code = cancelled_code(context)
             raise
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN

@@ -7,12 +7,14 @@ success. (OpenTelemetry's own aio instrumentation records abort_with_status as s
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.telemetry import current_span, rpc_calls
 
@@ -35,6 +37,11 @@ class TracingInterceptor(HandlerWrapper):
         ) as span:
             try:
                 response = await invoke(request, context)
+            except asyncio.CancelledError:
+                status = cancelled_code(context)
+                mark_span_failed(status, "the call ended before its answer", {})
+                rpc_calls.add(1, {"rpc.method": name, "rpc.grpc.status_code": status.value[0]})
+                raise
             except BaseException:
                 code = _code_of(span)
                 rpc_calls.add(1, {"rpc.method": name, "rpc.grpc.status_code": code})

@@ -2,7 +2,9 @@
 
 grpc.aio interceptors receive a method handler, not the call; to run code around the call we
 rebuild the handler with a wrapped behaviour, for every RPC shape. Streaming-request RPCs are
-wrapped too (the request is the iterator); streaming responses pass through unwrapped.
+wrapped too (the request is the iterator). A streaming response (WatchMessage) is wrapped as a
+call that writes each message with ``context.write``, so authentication, tracing, the access log
+and error mapping cover the whole stream, not just its start.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
             inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
         elif handler.stream_unary is not None:
             inner, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif handler.unary_stream is not None:
+            inner, factory = _writing(handler.unary_stream), grpc.unary_stream_rpc_method_handler
         else:
             return handler
 
@@ -56,3 +60,20 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
         )
         self._wrapped[method] = wrapped
         return wrapped
+
+
+def _writing(handler: Callable[[Any, grpc.aio.ServicerContext], Any]) -> Invoke:
+    """A response-streaming handler as one awaitable call: it writes what the handler yields.
+
+    The handler may be the servicer's async generator or an already wrapped one (a coroutine).
+    """
+
+    async def invoke(request: Any, context: grpc.aio.ServicerContext) -> None:
+        produced = handler(request, context)
+        if hasattr(produced, "__aiter__"):
+            async for message in produced:
+                await context.write(message)
+        else:
+            await produced
+
+    return invoke

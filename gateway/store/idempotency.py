@@ -1,14 +1,15 @@
-"""Idempotency keys: the first Send with a key delivers; repeats replay its answer for 24 hours.
+"""Idempotency keys: each binds a tenant's key to the one message it created, for 24 hours.
 
-A key is claimed atomically (SET NX) before delivery and completed with the response after it;
-concurrent repeats find the claim and wait for the answer. A failed first attempt releases its
-claim, so a retry may deliver. Keys are scoped per tenant and bound to the request's fingerprint:
-the same key with a different request is refused rather than answered with the wrong message.
+A key is bound atomically (SET NX) to the message_id of the first Send that carries it, before
+that Send does anything else; repeats find the binding and answer from the message's record.
+The binding is dropped only when the gateway knows nothing reached the vendor (the record says
+FAILED), so a retry after an ambiguous outcome can never deliver a second copy. Keys are scoped
+per tenant and bound to the request's fingerprint: the same key with a different request is
+refused rather than answered with the wrong message.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from dataclasses import dataclass
@@ -23,100 +24,126 @@ KEEP_FOR = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Binding:
     fingerprint: str
-    response: bytes | None  # None while the first request is still being delivered
+    message_id: str
+    bound_at: float  # unix seconds
 
 
 class IdempotencyStore(Protocol):
-    async def claim(self, scope: str, fingerprint: str, ttl: float) -> Entry | None:
-        """Claims the key (returns None) or returns what is already there."""
+    async def bind(self, scope: str, binding: Binding) -> Binding | None:
+        """Binds the key (returns None) or returns the binding already there."""
         ...
 
-    async def complete(self, scope: str, fingerprint: str, response: bytes) -> None: ...
+    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
+        """Replaces a binding to ``old_message_id`` (whose message is gone or failed); False if the
+        key is bound to something else by now."""
+        ...
 
-    async def release(self, scope: str, fingerprint: str) -> None:
-        """Drops a pending claim after a failed attempt; a completed entry stays."""
+    async def release(self, scope: str, message_id: str) -> None:
+        """Drops the binding if it still names ``message_id``."""
         ...
 
 
 class MemoryIdempotencyStore:
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Entry]] = {}
+    def __init__(self, keep_for: float = KEEP_FOR, max_keys: int = 100_000) -> None:
+        self._keep_for = keep_for
+        self._max = max_keys
+        self._bindings: dict[str, tuple[float, Binding]] = {}
 
-    def _live(self, scope: str) -> Entry | None:
-        found = self._entries.get(scope)
+    def _live(self, scope: str) -> Binding | None:
+        found = self._bindings.get(scope)
         if found is None or found[0] < time.monotonic():
-            self._entries.pop(scope, None)
+            self._bindings.pop(scope, None)
             return None
         return found[1]
 
-    async def claim(self, scope: str, fingerprint: str, ttl: float) -> Entry | None:
+    async def bind(self, scope: str, binding: Binding) -> Binding | None:
         existing = self._live(scope)
         if existing is not None:
             return existing
-        self._entries[scope] = (time.monotonic() + ttl, Entry(fingerprint, None))
+        self._set(scope, binding)
         return None
 
-    async def complete(self, scope: str, fingerprint: str, response: bytes) -> None:
-        self._entries[scope] = (time.monotonic() + KEEP_FOR, Entry(fingerprint, response))
-        if len(self._entries) > 100_000:  # a single process must not grow without bound
-            for key in [k for k, (until, _) in self._entries.items() if until < time.monotonic()]:
-                del self._entries[key]
-
-    async def release(self, scope: str, fingerprint: str) -> None:
+    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
         existing = self._live(scope)
-        if existing is not None and existing.response is None and existing.fingerprint == fingerprint:
-            del self._entries[scope]
+        if existing is not None and existing.message_id != old_message_id:
+            return False
+        self._set(scope, binding)
+        return True
+
+    async def release(self, scope: str, message_id: str) -> None:
+        existing = self._live(scope)
+        if existing is not None and existing.message_id == message_id:
+            del self._bindings[scope]
+
+    def _set(self, scope: str, binding: Binding) -> None:
+        self._bindings[scope] = (time.monotonic() + self._keep_for, binding)
+        if len(self._bindings) > self._max:  # a single process must not grow without bound
+            now = time.monotonic()
+            for key in [k for k, (until, _) in self._bindings.items() if until < now]:
+                del self._bindings[key]
+            while len(self._bindings) > self._max:  # still full of live keys: forget the oldest
+                del self._bindings[next(iter(self._bindings))]
 
 
-_CLAIM = """
+_BIND = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('GET', KEYS[1])
 """
+_REBIND = """
+local value = redis.call('GET', KEYS[1])
+if value and cjson.decode(value)['m'] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
 _RELEASE = """
 local value = redis.call('GET', KEYS[1])
-if not value then return 0 end
-local entry = cjson.decode(value)
-if entry['response'] == nil and entry['fp'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if value and cjson.decode(value)['m'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
 
 class RedisIdempotencyStore:
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, namespace: str, keep_for: float = KEEP_FOR) -> None:
         self._client = client
         self._keys = KeySpace(namespace)
-        self._claim = client.register_script(_CLAIM)
+        self._keep_for_ms = int(keep_for * 1000)
+        self._bind = client.register_script(_BIND)
+        self._rebind = client.register_script(_REBIND)
         self._release = client.register_script(_RELEASE)
 
     def _key(self, scope: str) -> str:
         return self._keys.key(f"idem:{scope}", "idempotency")
 
-    @traced("EVALSHA claim")
-    async def claim(self, scope: str, fingerprint: str, ttl: float) -> Entry | None:
-        pending = json.dumps({"fp": fingerprint})
+    @traced("EVALSHA bind")
+    async def bind(self, scope: str, binding: Binding) -> Binding | None:
         try:
-            raw = await self._claim(keys=[self._key(scope)], args=[pending, int(ttl * 1000)])
+            raw = await self._bind(keys=[self._key(scope)], args=[_encode(binding), self._keep_for_ms])
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
         if raw is None:
             return None
         entry = json.loads(raw)
-        response = entry.get("response")
-        return Entry(entry["fp"], None if response is None else base64.b64decode(response))
+        return Binding(entry["fp"], entry["m"], float(entry["t"]))
 
-    @traced("SET")
-    async def complete(self, scope: str, fingerprint: str, response: bytes) -> None:
-        value = json.dumps({"fp": fingerprint, "response": base64.b64encode(response).decode()})
+    @traced("EVALSHA rebind")
+    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
         try:
-            await self._client.set(self._key(scope), value, px=int(KEEP_FOR * 1000))
+            done = await self._rebind(
+                keys=[self._key(scope)], args=[old_message_id, _encode(binding), self._keep_for_ms]
+            )
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
+        return bool(done)
 
     @traced("EVALSHA release")
-    async def release(self, scope: str, fingerprint: str) -> None:
+    async def release(self, scope: str, message_id: str) -> None:
         try:
-            await self._release(keys=[self._key(scope)], args=[fingerprint])
+            await self._release(keys=[self._key(scope)], args=[message_id])
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
+
+
+def _encode(binding: Binding) -> str:
+    return json.dumps({"fp": binding.fingerprint, "m": binding.message_id, "t": binding.bound_at})

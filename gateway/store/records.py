@@ -1,108 +1,227 @@
-"""Message records: what the gateway remembers of each Send, keyed by its own message_id.
+"""Message records: what the gateway knows of each message, keyed by its own message_id.
 
-The record holds the vendor's id (WeCom msgid, DingTalk task_id), so a caller recalls by the
-gateway's message_id and never handles vendor ids. Records outlive the vendors' 24-hour recall
-window (default 48 hours), in Redis when configured, else in this process.
+A record is the protobuf ``MessageRecord`` plus three fields only the gateway reads: a version
+(every write is a compare-and-set on it, so two replicas never overwrite each other's change),
+the owner of an in-flight Send and the time its lease ends (so a crashed replica's Send is
+resolved by whoever reads it next). Records are kept for the configured retention (7 days by
+default), in Redis when configured, else in this process. Each tenant has an index of its
+message ids for ListMessages; message ids are ULIDs, so the index sorts by time as it sorts by id.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.store.redis_connection import BatchedWriter, KeySpace, store_unavailable, traced
+from gateway.ids import min_id_at
+from gateway.store.redis_connection import KeySpace, store_unavailable, traced
+from generated.notify.v1 import notification_service_pb2 as pb
 
-DEFAULT_TTL = 48 * 3600.0
+DEFAULT_RETENTION = 7 * 24 * 3600.0
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    message_id: str
-    tenant: str
-    account: str
-    channel: str
-    vendor_message_id: str
-    state: int  # pb.MessageState
-    created_at: float  # unix seconds
-    labels: dict[str, str] = field(default_factory=dict)
+@dataclass(slots=True)
+class StoredRecord:
+    record: pb.MessageRecord
+    version: int = 0  # 0: not stored yet
+    owner: str = ""  # the Send working on it, while it is ACCEPTED or SENDING
+    lease_until: float = 0.0  # unix seconds; past it, the owner is presumed dead
 
-    def with_state(self, state: int) -> MessageRecord:
-        return replace(self, state=state)
+    @property
+    def message_id(self) -> str:
+        return self.record.message_id
+
+    def copy(self) -> StoredRecord:
+        record = pb.MessageRecord()
+        record.CopyFrom(self.record)
+        return StoredRecord(record, self.version, self.owner, self.lease_until)
 
 
 class RecordStore(Protocol):
-    async def put(self, record: MessageRecord) -> None: ...
+    async def put(self, stored: StoredRecord) -> bool:
+        """Writes ``stored`` if the stored version is still ``stored.version`` (0: absent), and
+        bumps the version; False when someone else changed it first."""
+        ...
 
-    async def get(self, message_id: str) -> MessageRecord | None: ...
+    async def get(self, message_id: str) -> StoredRecord | None: ...
+
+    async def extend_lease(self, message_id: str, owner: str, lease_until: float) -> bool:
+        """Pushes the lease forward while ``owner`` still holds it; the version is unchanged."""
+        ...
+
+    async def newest(
+        self, tenant: str, before: str | None, not_before: str, limit: int
+    ) -> list[StoredRecord]:
+        """The tenant's records with ids below ``before`` (or all) and at or above ``not_before``,
+        newest first; ids whose records expired are skipped."""
+        ...
 
 
 class MemoryRecordStore:
     """Bounded by count as well as age, so a long-running single process does not grow forever."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL, max_records: int = 100_000) -> None:
-        self._ttl = ttl
+    def __init__(self, retention: float = DEFAULT_RETENTION, max_records: int = 100_000) -> None:
+        self._retention = retention
         self._max = max_records
-        self._records: OrderedDict[str, MessageRecord] = OrderedDict()
+        self._records: OrderedDict[str, StoredRecord] = OrderedDict()
 
-    async def put(self, record: MessageRecord) -> None:
-        self._records[record.message_id] = record
-        self._records.move_to_end(record.message_id)
+    async def put(self, stored: StoredRecord) -> bool:
+        current = self._live(stored.message_id)
+        if (current.version if current else 0) != stored.version:
+            return False
+        stored.version += 1
+        # A copy, so a caller that goes on changing its object cannot change what is stored.
+        self._records[stored.message_id] = stored.copy()
         while len(self._records) > self._max:
             self._records.popitem(last=False)
+        return True
 
-    async def get(self, message_id: str) -> MessageRecord | None:
-        record = self._records.get(message_id)
-        if record is not None and record.created_at + self._ttl < time.time():
+    async def get(self, message_id: str) -> StoredRecord | None:
+        found = self._live(message_id)
+        return found.copy() if found else None
+
+    async def extend_lease(self, message_id: str, owner: str, lease_until: float) -> bool:
+        found = self._live(message_id)
+        if found is None or found.owner != owner:
+            return False
+        found.lease_until = lease_until
+        return True
+
+    async def newest(
+        self, tenant: str, before: str | None, not_before: str, limit: int
+    ) -> list[StoredRecord]:
+        found: list[StoredRecord] = []
+        for message_id in reversed(self._records):
+            if len(found) >= limit or message_id < not_before:
+                break
+            if before is not None and message_id >= before:
+                continue
+            stored = self._live(message_id)
+            if stored is not None and stored.record.tenant == tenant:
+                found.append(stored.copy())
+        return found
+
+    def _live(self, message_id: str) -> StoredRecord | None:
+        stored = self._records.get(message_id)
+        if stored is not None and stored.record.create_time.seconds + self._retention < time.time():
             del self._records[message_id]
             return None
-        return record
+        return stored
+
+
+# KEYS[1] record. ARGV: expected version, record bytes, owner, lease (ms), ttl (ms).
+_PUT = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', version + 1, 'r', ARGV[2], 'o', ARGV[3], 'l', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+_EXTEND = """
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'l', ARGV[2])
+return 1
+"""
 
 
 class RedisRecordStore:
-    def __init__(self, client: redis.Redis, namespace: str, ttl: float = DEFAULT_TTL) -> None:
+    """A record is a hash at ``ns:{<message_id>}:record``; a tenant's index is a sorted set of ids
+    at ``ns:{tenant:<name>}:messages``, all scores 0 so it orders by id (time)."""
+
+    def __init__(self, client: redis.Redis, namespace: str, retention: float = DEFAULT_RETENTION) -> None:
         self._client = client
         self._keys = KeySpace(namespace)
-        self._ttl = ttl
-        self._writer = BatchedWriter(client)  # every Send writes one: grouped into pipelines
+        self._retention = retention
+        self._put = client.register_script(_PUT)
+        self._extend = client.register_script(_EXTEND)
 
     def _key(self, message_id: str) -> str:
         return self._keys.key(message_id, "record")
 
-    async def put(self, record: MessageRecord) -> None:
-        remaining = record.created_at + self._ttl - time.time()
+    def _index(self, tenant: str) -> str:
+        return self._keys.key(f"tenant:{tenant}", "messages")
+
+    @traced("EVALSHA record")
+    async def put(self, stored: StoredRecord) -> bool:
+        record = stored.record
+        ttl_ms = max(1, int((record.create_time.seconds + self._retention - time.time()) * 1000))
+        args: list[bytes | str | int] = [
+            stored.version,
+            record.SerializeToString(),
+            stored.owner,
+            int(stored.lease_until * 1000),
+            ttl_ms,
+        ]
         try:
-            await self._writer.set(
-                self._key(record.message_id), _encode(record), max(1, int(remaining * 1000))
-            )
+            if stored.version:
+                written = await self._put(keys=[self._key(record.message_id)], args=args)
+            else:  # a new record also enters its tenant's index, which forgets ids past retention
+                index = self._index(record.tenant)
+                oldest = min_id_at(time.time() - self._retention)
+                async with self._client.pipeline(transaction=False) as pipe:
+                    await self._put(keys=[self._key(record.message_id)], args=args, client=pipe)
+                    pipe.zadd(index, {record.message_id: 0})
+                    pipe.zremrangebylex(index, "-", f"({oldest}")
+                    pipe.pexpire(index, int(self._retention * 1000))
+                    written, *_ = await pipe.execute()
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
+        if written:
+            stored.version += 1
+        return bool(written)
 
-    @traced("GET")
-    async def get(self, message_id: str) -> MessageRecord | None:
+    @traced("HGETALL")
+    async def get(self, message_id: str) -> StoredRecord | None:
         try:
-            raw = await self._client.get(self._key(message_id))
+            fields = await self._client.hgetall(self._key(message_id))
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
-        return None if raw is None else MessageRecord(**json.loads(raw))
+        return _decode(fields)
+
+    @traced("EVALSHA extend")
+    async def extend_lease(self, message_id: str, owner: str, lease_until: float) -> bool:
+        try:
+            done = await self._extend(keys=[self._key(message_id)], args=[owner, int(lease_until * 1000)])
+        except RedisError as exc:
+            raise store_unavailable("message records", exc) from None
+        return bool(done)
+
+    @traced("ZRANGE records")
+    async def newest(
+        self, tenant: str, before: str | None, not_before: str, limit: int
+    ) -> list[StoredRecord]:
+        high = f"({before}" if before else "+"
+        low = f"[{not_before}" if not_before else "-"
+        try:
+            ids = await self._client.zrevrangebylex(self._index(tenant), high, low, 0, limit)
+            if not ids:
+                return []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for message_id in ids:
+                    pipe.hgetall(self._key(_text(message_id)))
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise store_unavailable("message records", exc) from None
+        return [stored for stored in map(_decode, found) if stored is not None]
 
 
-def _encode(record: MessageRecord) -> str:
-    # Field by field rather than dataclasses.asdict, which deep-copies: this runs on every Send.
-    return json.dumps(
-        {
-            "message_id": record.message_id,
-            "tenant": record.tenant,
-            "account": record.account,
-            "channel": record.channel,
-            "vendor_message_id": record.vendor_message_id,
-            "state": record.state,
-            "created_at": record.created_at,
-            "labels": record.labels,
-        }
+def _decode(fields: Mapping[Any, Any]) -> StoredRecord | None:
+    """A record hash as redis-py returns it (bytes keys and values: the client does not decode)."""
+    if not fields or b"r" not in fields:
+        return None
+    return StoredRecord(
+        record=pb.MessageRecord.FromString(fields[b"r"]),
+        version=int(fields[b"v"]),
+        owner=bytes(fields.get(b"o", b"")).decode(),
+        lease_until=int(fields.get(b"l", b"0")) / 1000,
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -13,8 +13,9 @@ import redis.asyncio as redis
 from gateway.store.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from gateway.store.media_cache import MediaCache, MemoryMediaCache, RedisMediaCache
 from gateway.store.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from gateway.store.records import MemoryRecordStore, RecordStore, RedisRecordStore
+from gateway.store.records import DEFAULT_RETENTION, MemoryRecordStore, RecordStore, RedisRecordStore
 from gateway.store.redis_connection import close, connect
+from gateway.store.report_queue import MemoryReportQueue, RedisReportQueue, ReportQueue
 from gateway.tokens.memory_store import MemoryTokenStore
 from gateway.tokens.redis_store import RedisTokenStore
 from gateway.tokens.store import TokenStore
@@ -27,6 +28,7 @@ class Stores:
     media_cache: MediaCache
     idempotency: IdempotencyStore
     rate_limiter: RateLimiter
+    reports: ReportQueue
     redis: redis.Redis | None = None
 
     async def close(self) -> None:
@@ -35,21 +37,24 @@ class Stores:
             await close(self.redis)
 
 
-def open_stores(url: str, namespace: str) -> Stores:
+def open_stores(url: str, namespace: str, *, retention: float = DEFAULT_RETENTION) -> Stores:
+    """``retention``: how long message records are kept, in seconds."""
     if url.startswith("memory://"):
         return Stores(
             MemoryTokenStore(),
-            MemoryRecordStore(),
+            MemoryRecordStore(retention),
             MemoryMediaCache(),
             MemoryIdempotencyStore(),
             MemoryRateLimiter(),
+            MemoryReportQueue(),
         )
     client = connect(url)
     return Stores(
         tokens=RedisTokenStore(client, namespace=namespace),
-        records=RedisRecordStore(client, namespace),
+        records=RedisRecordStore(client, namespace, retention),
         media_cache=RedisMediaCache(client, namespace),
         idempotency=RedisIdempotencyStore(client, namespace),
         rate_limiter=RedisRateLimiter(client, namespace),
+        reports=RedisReportQueue(client, namespace),
         redis=client,
     )

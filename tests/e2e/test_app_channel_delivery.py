@@ -358,8 +358,8 @@ async def test_dingtalk_work_text_to_users_and_departments_is_accepted_with_the_
         "to_all_user": False,
         "msg": {"msgtype": "text", "text": {"content": "deploy finished"}},
     }
-    # A task_id means "accepted", not "delivered".
-    assert response.state == pb.MESSAGE_STATE_ACCEPTED
+    # A task_id means "the vendor accepted it": SENT, and DELIVERED once getsendresult says so.
+    assert response.state == pb.MESSAGE_STATE_SENT
     assert response.recallable is True
     assert list(gateway.sandbox.dingtalk_apps.get("ding-app").tasks) == [int(response.vendor_message_id)]
 

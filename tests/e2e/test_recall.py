@@ -6,7 +6,6 @@ real Recall, the sandbox's record of what the vendor withdrew, and the gateway's
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -40,7 +39,7 @@ DINGTALK = App(
     "ding-app",
     "dingtalk_work",
     "user01",
-    pb.MESSAGE_STATE_ACCEPTED,
+    pb.MESSAGE_STATE_SENT,
     "/topapi/message/corpconversation/recall",
 )
 APPS = pytest.mark.parametrize("app", [WECOM, DINGTALK], ids=lambda app: app.account)
@@ -81,7 +80,7 @@ def recall_calls(gateway: Gateway, app: App) -> int:
 async def record_state(gateway: Gateway, message_id: str) -> int:
     record = await gateway.server.stores.records.get(message_id)
     assert record is not None, f"no record of {message_id}"
-    return record.state
+    return record.record.state
 
 
 def bearer(key: str) -> tuple[tuple[str, str], ...]:
@@ -180,7 +179,8 @@ async def test_recall_past_24_hours_by_the_gateways_record_is_refused_without_a_
     records = gateway.server.stores.records
     record = await records.get(sent.message_id)
     assert record is not None
-    await records.put(dataclasses.replace(record, created_at=time.time() - 25 * 3600))
+    record.record.create_time.FromSeconds(int(time.time() - 25 * 3600))
+    assert await records.put(record)
 
     error = await recall_refused(gateway, sent.message_id)
 

@@ -57,9 +57,11 @@ async def test_dingtalk_text_to_everyone_sets_is_at_all(gateway: Gateway) -> Non
     assert body["at"] == {"atMobiles": [], "atUserIds": [], "isAtAll": True}
 
 
-async def test_dingtalk_idempotency_key_becomes_msg_uuid(gateway: Gateway) -> None:
-    await send(gateway, "ops-dingtalk", pb.Message(text=pb.Text(content="x")), idempotency_key="order-42")
-    assert only_delivered(gateway, "dingtalk_robot", "ops-dingtalk")["msgUuid"] == "order-42"
+async def test_dingtalk_msg_uuid_is_the_message_id_never_the_callers_idempotency_key(gateway: Gateway) -> None:
+    response = await send(
+        gateway, "ops-dingtalk", pb.Message(text=pb.Text(content="x")), idempotency_key="order-42"
+    )
+    assert only_delivered(gateway, "dingtalk_robot", "ops-dingtalk")["msgUuid"] == response.message_id
 
 
 async def test_dingtalk_markdown(gateway: Gateway) -> None:

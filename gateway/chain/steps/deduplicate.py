@@ -1,7 +1,11 @@
-"""Delivers a Send with an idempotency_key once; repeats get the first answer with duplicate=true.
+"""Binds a Send's idempotency_key to the one message it creates; repeats answer that message.
 
-Concurrent repeats wait for the first attempt's answer (or take over if it failed) rather than
-deliver again. The key is scoped to the tenant and bound to the request's content.
+The binding is made before anything else can happen to the message, and it is dropped only when
+the record says FAILED (nothing reached the vendor). A repeat therefore gets the message's
+current state with duplicate=true: SENT, DELIVERED, or UNKNOWN when the first attempt's outcome
+was ambiguous; it sends again only where the account resends ambiguous messages (the vendor
+drops repeats), and then as the same message. A repeat arriving while the first Send still
+works waits for its outcome; the key is scoped to the tenant and bound to the request's content.
 """
 
 from __future__ import annotations
@@ -9,66 +13,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import time
 from typing import Any
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.errors import Aborted, InvalidArgument, Unavailable, Violation
-from gateway.store.idempotency import IdempotencyStore
+from gateway.lifecycle.ledger import Ledger, busy
+from gateway.lifecycle.responses import send_response
+from gateway.lifecycle.states import FAILED, UNKNOWN
+from gateway.store.idempotency import Binding, IdempotencyStore
 from generated.notify.v1 import notification_service_pb2 as pb
 
-log = logging.getLogger("gateway.idempotency")
-
-CLAIM_TTL = 60.0  # a replica that dies mid-delivery blocks the key this long at most
-MAX_WAIT = 30.0
+MAX_WAIT = 30.0  # a repeat waits this long at most for the first Send's outcome, then ABORTED
 
 
-def deduplicate(store: IdempotencyStore) -> Step:
+def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
     async def deduplicate(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
         key = ctx.request.idempotency_key
         if not key:
             return await call_next()
         scope = f"{ctx.tenant}:{key}"
         fingerprint = hashlib.sha256(ctx.request.SerializeToString(deterministic=True)).hexdigest()
-        give_up = time.monotonic() + MAX_WAIT
-        if ctx.deadline is not None:
-            give_up = min(give_up, ctx.deadline)
-        delay = 0.01
-        while True:
-            existing = await store.claim(scope, fingerprint, CLAIM_TTL)
-            if existing is None:
-                break  # ours: deliver
-            if existing.fingerprint != fingerprint:
-                raise InvalidArgument(
-                    [Violation("idempotency_key", "was already used with a different request; use a new key")]
-                )
-            if existing.response is not None:
-                replay = pb.SendResponse.FromString(existing.response)
-                replay.duplicate = True
-                return replay
-            if time.monotonic() + delay > give_up:
-                raise Aborted(
-                    "a request with the same idempotency_key is still being delivered; retry later",
-                    reason="IDEMPOTENCY_KEY_IN_PROGRESS",
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        replay = await _bind(store, ledger, ctx, scope, fingerprint)
+        if replay is not None:
+            return replay
         try:
-            response: pb.SendResponse = await call_next()
-        except BaseException:
-            with contextlib.suppress(Unavailable):  # the claim then lapses after CLAIM_TTL
-                await store.release(scope, fingerprint)
-            raise
-        try:
-            await store.complete(scope, fingerprint, response.SerializeToString())
-        except Unavailable as exc:
-            # The message is out: answer it. A retry after the claim lapses could deliver again.
-            log.warning(
-                "idempotency answer not stored",
-                extra={"message_id": response.message_id, "error": exc.message},
-            )
-        return response
+            return await call_next()
+        finally:
+            record = ctx.record
+            if record is not None and record.record.state == FAILED:
+                # Nothing reached the vendor: the key is free for a retry to deliver.
+                # If the store is down now, a retry finds the key bound to a FAILED message and takes it.
+                with contextlib.suppress(Unavailable):
+                    await store.release(scope, record.message_id)
 
     return deduplicate
+
+
+async def _bind(
+    store: IdempotencyStore, ledger: Ledger, ctx: CallContext[pb.SendRequest], scope: str, fingerprint: str
+) -> pb.SendResponse | None:
+    """Binds the key to this Send's message (None) or answers the message it is bound to."""
+    give_up = time.monotonic() + MAX_WAIT
+    if ctx.deadline is not None:
+        give_up = min(give_up, ctx.deadline)
+    delay = 0.01
+    while True:
+        mine = Binding(fingerprint, ctx.message_id, time.time())
+        bound = await store.bind(scope, mine)
+        if bound is None:
+            return None
+        if bound.fingerprint != fingerprint:
+            raise InvalidArgument(
+                [Violation("idempotency_key", "was already used with a different request; use a new key")]
+            )
+        stored = await ledger.get(bound.message_id)
+        if stored is None:
+            # Bound a moment ago and its record not written yet, or the record is gone (evicted,
+            # or its Send died before writing it): after one lease, the key is free again.
+            if bound.bound_at + ledger.lease_seconds < time.time() and await store.rebind(
+                scope, bound.message_id, mine
+            ):
+                return None
+        elif not busy(stored):
+            state = stored.record.state
+            if state == FAILED:
+                if await store.rebind(scope, bound.message_id, mine):
+                    return None
+                continue
+            adapter = ctx.require_adapter()
+            if state == UNKNOWN and adapter.resends_ambiguous:
+                # The same message again, with the same vendor dedup key (msgUuid), so the vendor
+                # drops it if the first attempt did arrive.
+                ctx.message_id = stored.message_id
+                ctx.annotate("notify.message_id", ctx.message_id)
+                ctx.outgoing = adapter.prepare(ctx.request, ctx.message_id)
+                ctx.resend = stored
+                return None
+            return send_response(stored.record, duplicate=True)
+        if time.monotonic() + delay > give_up:
+            raise Aborted(
+                "a request with the same idempotency_key is still being delivered; retry later",
+                reason="IDEMPOTENCY_KEY_IN_PROGRESS",
+                metadata={"message_id": bound.message_id},
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)

@@ -1,23 +1,100 @@
-"""Hands the prepared payload to the account's adapter and answers the Send."""
+"""Hands the prepared payload to the account's adapter and records what came of it.
+
+The record says SENDING before the first byte goes to the vendor, so a replica that dies
+mid-call leaves a message that reads UNKNOWN, never one that reads "not sent". The outcome is
+decided from the attempts alone: SENT when the vendor accepted, UNKNOWN when any attempt may
+have reached it without an answer (timeout, dropped connection, cancelled call), FAILED only when
+every attempt was refused or never left. That write runs to its end even if the call is
+cancelled, and the caller's error carries the message_id and the state it left.
+"""
 
 from __future__ import annotations
 
-from gateway.chain.chain import Next
+from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
+from gateway.channels.attempts import AttemptLog
+from gateway.channels.deliveries import Delivery
+from gateway.errors import Aborted, GatewayError
+from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
+from gateway.lifecycle.reports import DeliveryReports
+from gateway.lifecycle.responses import annotate_error, send_response
+from gateway.lifecycle.states import FAILED, SENDING, SENT, UNKNOWN, State, advance, state_name
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
-async def deliver(ctx: CallContext[pb.SendRequest], call_next: Next) -> pb.SendResponse:
-    adapter = ctx.require_adapter()
-    if ctx.outgoing is None:
-        raise RuntimeError("send chain: deliver needs check_message before it")
-    delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline)
-    return pb.SendResponse(
-        message_id=ctx.message_id,
-        state=delivery.state,
-        vendor_message_id=delivery.vendor_message_id,
-        rejected_recipients=[
+def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
+    async def deliver(ctx: CallContext[pb.SendRequest], call_next: Next) -> pb.SendResponse:
+        adapter = ctx.require_adapter()
+        if ctx.outgoing is None:
+            raise RuntimeError("send chain: deliver needs check_message before it")
+        resend = ctx.resend is not None
+        try:
+            ctx.record = await ledger.change(ctx.require_record(), _sending(resend))
+        except LeaseLost as lost:
+            ctx.record = lost.current
+            raise Aborted(
+                f"message {ctx.message_id} was resolved while it waited: "
+                f"{state_name(lost.current.record.state)}",
+                reason="MESSAGE_RESOLVED",
+                metadata={"message_id": ctx.message_id},
+            ) from None
+        attempts = AttemptLog()
+        try:
+            delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline, attempts=attempts)
+        except BaseException as exc:
+            state = UNKNOWN if attempts.ambiguous or resend else FAILED
+            ctx.record = await ledger.settle(ctx.record, _failed(state, attempts, exc))
+            if isinstance(exc, GatewayError):
+                annotate_error(exc, ctx.record.record)
+            raise
+        awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
+        recallable = adapter.recallable and bool(delivery.vendor_message_id)
+        ctx.record = await ledger.settle(ctx.record, _sent(delivery, attempts, recallable, awaits_report))
+        if awaits_report:
+            await reports.expect(ctx.message_id)
+        return send_response(ctx.record.record, duplicate=resend)
+
+    return deliver
+
+
+def _sending(resend: bool) -> Mutation:
+    reason = "resending: the vendor drops a repeat" if resend else "calling the vendor"
+
+    def mark(record: pb.MessageRecord) -> None:
+        advance(record, SENDING, reason)
+
+    return mark
+
+
+def _sent(delivery: Delivery, attempts: AttemptLog, recallable: bool, awaits_report: bool) -> Mutation:
+    def mark(record: pb.MessageRecord) -> None:
+        record.attempts.extend(a.to_proto() for a in attempts.attempts)
+        record.vendor_message_id = delivery.vendor_message_id
+        del record.rejected_recipients[:]
+        record.rejected_recipients.extend(
             pb.RejectedRecipient(kind=r.kind, id=r.id, reason=r.reason) for r in delivery.rejected
-        ],
-        recallable=adapter.recallable and bool(delivery.vendor_message_id),
-    )
+        )
+        record.recallable = recallable
+        reason = "accepted by the vendor"
+        if delivery.rejected:
+            reason += f"; {len(delivery.rejected)} recipients refused (final)"
+        if awaits_report:
+            reason += "; waiting for its delivery report"
+        advance(record, SENT, reason, final=not awaits_report)
+
+    return mark
+
+
+def _failed(state: State, attempts: AttemptLog, exc: BaseException) -> Mutation:
+    if isinstance(exc, GatewayError):
+        why = exc.message
+    else:
+        why = "the call was cancelled (deadline passed, caller gone or shutdown)"
+    if state == UNKNOWN:
+        why = f"may have been delivered: {why}"
+
+    def mark(record: pb.MessageRecord) -> None:
+        record.attempts.extend(a.to_proto() for a in attempts.attempts)
+        advance(record, state, why)
+
+    return mark

@@ -7,6 +7,7 @@ UNKNOWN) has nothing to withdraw, and a second Recall answers RECALLED without a
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from gateway.chain.chain import Next, Step
@@ -53,10 +54,9 @@ def recall_message(ledger: Ledger) -> Step:
                 advance(current, RECALLED, "recalled")
             current.recallable = False
 
-        try:
+        # IllegalTransition cannot happen from SENT or DELIVERED; the vendor has withdrawn it either way.
+        with contextlib.suppress(IllegalTransition):
             await ledger.change(stored, recalled)
-        except IllegalTransition:
-            pass  # cannot happen from SENT or DELIVERED; the vendor has withdrawn it either way
         return pb.RecallResponse(message_id=record.message_id, state=RECALLED)
 
     return recall_message

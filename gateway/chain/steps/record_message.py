@@ -1,45 +1,83 @@
-"""Keeps a record of every delivered message, so Recall works by the gateway's message_id.
+"""Opens the message's record before anything can happen to the message, and makes sure the
+record holds its fate whatever happens next.
 
-The record is written after the vendor accepted the message; if the store is down then, the
-Send still succeeds (the message is out) but is reported as not recallable.
+The record is ACCEPTED while the Send waits (rate limit, media upload); the deliver step moves it
+through SENDING to its outcome. If the chain stops before a vendor call starts (a rate limit, a
+refused upload, the caller gone), the record becomes FAILED with the reason, so a retry with the
+same key may deliver. The Send owns the record under a lease its heartbeat renews.
 """
 
 from __future__ import annotations
 
-import logging
+import secrets
 import time
 from typing import Any
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
-from gateway.errors import Unavailable
-from gateway.store.records import MessageRecord, RecordStore
+from gateway.errors import Aborted, GatewayError
+from gateway.lifecycle.ledger import Ledger, Mutation
+from gateway.lifecycle.responses import annotate_error
+from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, advance, timestamp
 from generated.notify.v1 import notification_service_pb2 as pb
 
-log = logging.getLogger("gateway.records")
 
-
-def record_message(records: RecordStore) -> Step:
+def record_message(ledger: Ledger) -> Step:
     async def record_message(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
-        response: pb.SendResponse = await call_next()
-        adapter = ctx.require_adapter()
-        record = MessageRecord(
-            message_id=response.message_id,
-            tenant=ctx.tenant,
-            account=ctx.account_id,
-            channel=adapter.channel,
-            vendor_message_id=response.vendor_message_id,
-            state=response.state,
-            created_at=time.time(),
-            labels=dict(ctx.request.labels),
-        )
-        try:
-            await records.put(record)
-        except Unavailable as exc:
-            log.warning(
-                "message record not stored", extra={"message_id": response.message_id, "error": exc.message}
-            )
-            response.recallable = False
-        return response
+        owner = secrets.token_hex(8)
+        if ctx.resend is not None:
+            taken = await ledger.take_over(ctx.resend, owner)
+            if taken is None:
+                raise Aborted(
+                    "a request with the same idempotency_key is being delivered; retry later",
+                    reason="IDEMPOTENCY_KEY_IN_PROGRESS",
+                    metadata={"message_id": ctx.message_id},
+                )
+            ctx.record = taken
+        else:
+            ctx.record = await ledger.open(_new_record(ctx), owner)
+        async with ledger.hold(ctx.record):
+            try:
+                return await call_next()
+            except BaseException as exc:
+                if ctx.record.owner:  # no vendor call settled it: it never started
+                    ctx.record = await ledger.settle(ctx.record, _not_sent(exc))
+                    if isinstance(exc, GatewayError):
+                        annotate_error(exc, ctx.record.record)
+                raise
 
     return record_message
+
+
+def _new_record(ctx: CallContext[pb.SendRequest]) -> pb.MessageRecord:
+    adapter = ctx.require_adapter()
+    request = ctx.request
+    now = timestamp(time.time())
+    record = pb.MessageRecord(
+        message_id=ctx.message_id,
+        tenant=ctx.tenant,
+        account=ctx.account_id,
+        channel=adapter.channel,
+        kind=request.message.WhichOneof("kind") or "",
+        state=ACCEPTED,
+        labels=request.labels,
+        idempotency_key=request.idempotency_key,
+        create_time=now,
+        update_time=now,
+    )
+    record.history.add(state=ACCEPTED, time=now, reason="accepted")
+    return record
+
+
+def _not_sent(exc: BaseException) -> Mutation:
+    reason = f"not sent: {exc.message}" if isinstance(exc, GatewayError) else "not sent: the call ended first"
+
+    def mark(record: pb.MessageRecord) -> None:
+        if record.state == ACCEPTED:
+            advance(record, FAILED, reason)
+        elif record.state == SENDING:  # only if deliver could not record its own outcome
+            advance(record, UNKNOWN, "the vendor call's outcome was not recorded")
+        # A resend of an UNKNOWN message that never started stays UNKNOWN: the first attempt may
+        # still have been delivered.
+
+    return mark

@@ -1,0 +1,179 @@
+"""The one place message records change: the state machine applied to the record store.
+
+Every write is a compare-and-set on the record's version, so a Recall, the delivery-report
+poller and a Send never overwrite each other. A Send in progress owns its record under a lease
+that a heartbeat renews; a record whose owner's lease ran out (the replica died) is resolved by
+whoever reads it next: ACCEPTED becomes FAILED (no vendor call had started), SENDING becomes
+UNKNOWN (one may have reached the vendor). So a crashed replica's claim ends one lease after its
+last heartbeat, and its messages never stay "in progress" forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from gateway.lifecycle.states import ACCEPTED, SENDING, UNKNOWN, advance
+from gateway.store.records import RecordStore, StoredRecord
+from generated.notify.v1 import notification_service_pb2 as pb
+
+log = logging.getLogger("gateway.lifecycle")
+
+DEFAULT_LEASE = 30.0
+Mutation = Callable[[pb.MessageRecord], None]
+
+
+class LeaseLost(Exception):
+    """Someone else resolved this Send's record (its lease ran out): the Send must not go on."""
+
+    def __init__(self, current: StoredRecord) -> None:
+        super().__init__(f"message {current.message_id}: lease lost")
+        self.current = current
+
+
+class Ledger:
+    def __init__(self, store: RecordStore, *, lease_seconds: float = DEFAULT_LEASE, watch_poll: float = 0.5):
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self._watch_poll = watch_poll  # how often a watch re-reads a record another replica may change
+        self._changed: dict[str, asyncio.Event] = {}  # message_id -> set when this process changes it
+        self._settling: set[asyncio.Task[StoredRecord]] = set()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, message_id: str) -> StoredRecord | None:
+        """The record, with an owner that is gone resolved first."""
+        for _ in range(3):
+            stored = await self.store.get(message_id)
+            if stored is None or not stale(stored):
+                return stored
+            resolved = stored.copy()
+            _resolve_stale(resolved.record)
+            resolved.owner, resolved.lease_until = "", 0.0
+            if await self.store.put(resolved):
+                log.warning(
+                    "message owner lost; resolved",
+                    extra={"message_id": message_id, "state": pb.MessageState.Name(resolved.record.state)},
+                )
+                self._notify(message_id)
+                return resolved
+        return await self.store.get(message_id)
+
+    async def watch(self, message_id: str, first: StoredRecord) -> AsyncIterator[StoredRecord]:
+        """The record now and after each change, until it is final (the caller's deadline ends it sooner)."""
+        stored: StoredRecord | None = first
+        seen = 0
+        event = self._changed.setdefault(message_id, asyncio.Event())
+        try:
+            while stored is not None:
+                if stored.version != seen:
+                    seen = stored.version
+                    yield stored
+                if stored.record.final:
+                    return
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self._watch_poll)
+                stored = await self.get(message_id)
+        finally:
+            if not event.is_set() and self._changed.get(message_id) is event:
+                # Dropped with the last watcher (others re-create it), so the map stays bounded.
+                del self._changed[message_id]
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def open(self, record: pb.MessageRecord, owner: str) -> StoredRecord:
+        stored = StoredRecord(record, owner=owner, lease_until=time.time() + self.lease_seconds)
+        if not await self.store.put(stored):
+            raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug
+        return stored
+
+    async def take_over(self, stored: StoredRecord, owner: str) -> StoredRecord | None:
+        """Makes ``owner`` the owner of an unowned record (a resend of an UNKNOWN message); None if
+        another Send took it first."""
+        mine = stored.copy()
+        mine.owner, mine.lease_until = owner, time.time() + self.lease_seconds
+        return mine if await self.store.put(mine) else None
+
+    async def change(self, stored: StoredRecord, mutate: Mutation, *, release: bool = False) -> StoredRecord:
+        """Applies ``mutate`` to the record and writes it; on a concurrent change, to the fresh copy.
+
+        A Send's own writes keep its ownership (``release`` ends it); if the record has meanwhile
+        been resolved by someone else, LeaseLost. ``mutate`` may raise IllegalTransition.
+        """
+        for _ in range(5):
+            candidate = stored.copy()
+            mutate(candidate.record)
+            if release:
+                candidate.owner, candidate.lease_until = "", 0.0
+            elif candidate.owner:
+                candidate.lease_until = time.time() + self.lease_seconds
+            if await self.store.put(candidate):
+                self._notify(stored.message_id)
+                return candidate
+            fresh = await self.store.get(stored.message_id)
+            if fresh is None:
+                raise RuntimeError(f"message {stored.message_id}: record vanished")
+            if fresh.owner != stored.owner:
+                raise LeaseLost(fresh)
+            stored = fresh
+        raise RuntimeError(f"message {stored.message_id}: too many concurrent changes")
+
+    async def settle(self, stored: StoredRecord, mutate: Mutation) -> StoredRecord:
+        """A Send's last write, ending its ownership. It runs to the end even when the Send is
+        cancelled (the caller's deadline, a client gone, shutdown), and ``drain`` waits for it."""
+        task = asyncio.ensure_future(self.change(stored, mutate, release=True))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return await asyncio.shield(task)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, stored: StoredRecord) -> AsyncIterator[None]:
+        """Keeps the lease of a working Send alive, however long it waits (rate limits, slow vendors)."""
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                with contextlib.suppress(Exception):  # a missed beat is retried; the lease has margin
+                    await self.store.extend_lease(
+                        stored.message_id, stored.owner, time.time() + self.lease_seconds
+                    )
+
+        task = asyncio.create_task(heartbeat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for the last writes of cancelled Sends, before the store closes."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout)
+
+    def _notify(self, message_id: str) -> None:
+        event = self._changed.get(message_id)
+        if event is not None:
+            event.set()
+
+
+def stale(stored: StoredRecord, now: float | None = None) -> bool:
+    return bool(stored.owner) and stored.lease_until < (time.time() if now is None else now)
+
+
+def busy(stored: StoredRecord) -> bool:
+    """A live Send owns it."""
+    return bool(stored.owner) and not stale(stored)
+
+
+def _resolve_stale(record: pb.MessageRecord) -> None:
+    if record.state == ACCEPTED:
+        advance(
+            record,
+            pb.MESSAGE_STATE_FAILED,
+            "the gateway replica handling it stopped before calling the vendor",
+        )
+    elif record.state == SENDING:
+        advance(record, UNKNOWN, "the gateway replica handling it stopped during the vendor call")
