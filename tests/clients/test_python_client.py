@@ -389,37 +389,43 @@ async def test_resource_exhausted_is_retried_after_the_retry_info_delay(retries:
 async def test_unavailable_is_retried_under_the_same_key_and_delivered_once(
     client: AsyncNotifyClient, gateway: Gateway, retries: Recorder
 ) -> None:
-    # The gateway retries a 502 itself (3 attempts); three of them make it answer UNAVAILABLE.
-    gateway.sandbox.inject_fault("wecom_robot", "team-wecom", http_status=502, times=3)
+    """A 502 may come from a proxy after the vendor acted, so the gateway records the message as
+    UNKNOWN and answers UNAVAILABLE. The DingTalk robot drops repeats of a msgUuid, so there the
+    gateway may send again: the client's retry, under the same key, is the one delivery."""
+    # The gateway tries three times itself; three 502s make it answer UNAVAILABLE.
+    gateway.sandbox.inject_fault("dingtalk_robot", "plain-dingtalk", http_status=502, times=3)
 
-    response = await client.send_text("team-wecom", "hello")
+    response = await client.send_text("plain-dingtalk", "hello")
 
-    assert response.state == pb.MESSAGE_STATE_SENT and not response.duplicate
+    assert response.state == pb.MESSAGE_STATE_SENT
     [event] = retries.events
     assert isinstance(event.error, UnavailableError) and event.method == "Send"
     assert event.error.metadata["http_status"] == "502"
-    assert len(gateway.sandbox.received("wecom_robot")) == 4
-    assert len(gateway.sandbox.delivered("wecom_robot")) == 1
+    assert event.error.message_state == pb.MESSAGE_STATE_UNKNOWN
+    assert event.error.message_id == response.message_id, "the retry continued the same message"
+    assert len(gateway.sandbox.received("dingtalk_robot", "plain-dingtalk")) == 4
+    assert len(gateway.sandbox.delivered("dingtalk_robot")) == 1
     # The key the retry carried is the one the gateway recorded: a replay is a duplicate.
     replay = await gateway.stub.Send(
         gateway_pb.SendRequest(
-            account="team-wecom",
+            account="plain-dingtalk",
             message=gateway_pb.Message(text=gateway_pb.Text(content="hello")),
             idempotency_key=event.idempotency_key or "",
         )
     )
     assert replay.duplicate and replay.message_id == response.message_id
-    assert len(gateway.sandbox.delivered("wecom_robot")) == 1
+    assert len(gateway.sandbox.delivered("dingtalk_robot")) == 1
 
 
 async def test_unavailable_after_the_retry_budget_is_raised(
     client: AsyncNotifyClient, gateway: Gateway, retries: Recorder
 ) -> None:
-    gateway.sandbox.inject_fault("wecom_robot", "team-wecom", http_status=502, times=9)
+    gateway.sandbox.inject_fault("dingtalk_robot", "ops-dingtalk", http_status=502, times=9)
     with pytest.raises(UnavailableError) as caught:
-        await client.send_text("team-wecom", "hello")
+        await client.send_text("ops-dingtalk", "hello")
     assert len(retries.events) == 2, "three attempts in all"
     assert {e.idempotency_key for e in retries.events} == {caught.value.idempotency_key}
+    assert caught.value.message_state == pb.MESSAGE_STATE_UNKNOWN and caught.value.message_id
     assert gateway.sandbox.delivered() == []
 
 

@@ -9,14 +9,17 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { isDeepStrictEqual } = require('node:util');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
-const { fromServiceError, InternalError } = require('./errors');
+const { fromServiceError, DeadlineExceededError, InternalError, UnavailableError } = require('./errors');
 
 const PROTO_FILE = 'notify/v1/notification_service.proto';
 const DEFAULTS = {
   timeoutMs: 10_000, // a Send's vendor call with the gateway's own retries fits comfortably
   uploadTimeoutMs: 120_000, // 20 MB at a modest uplink, plus the vendor's upload
+  // A watch waits for the vendor, not the gateway: DingTalk reports delivery when the gateway next polls it.
+  watchTimeoutMs: 300_000,
   chunkSize: 64 * 1024,
 };
 const DEFAULT_RETRY = {
@@ -28,6 +31,7 @@ const DEFAULT_RETRY = {
   onRetry: null, // ({method, attempt, delayMs, error, idempotencyKey}) => void
 };
 const MEDIA_TYPES = { image: 'MEDIA_TYPE_IMAGE', voice: 'MEDIA_TYPE_VOICE', video: 'MEDIA_TYPE_VIDEO', file: 'MEDIA_TYPE_FILE' };
+const MESSAGE_STATES = ['accepted', 'sending', 'sent', 'delivered', 'recalled', 'failed', 'unknown', 'expired'];
 
 /**
  * Where the protos are: `protosDir` if given; the copy `npm pack` puts in the package; else the
@@ -57,6 +61,42 @@ function mediaType(type) {
   return MEDIA_TYPES[key];
 }
 
+/** A MessageState name from 'sent', 'SENT' or 'MESSAGE_STATE_SENT'. */
+function messageState(state) {
+  const key = String(state).toLowerCase().replace(/^message_state_/, '');
+  if (!MESSAGE_STATES.includes(key)) throw new TypeError(`message state ${state} is not one of: ${MESSAGE_STATES.join(', ')}`);
+  return `MESSAGE_STATE_${key.toUpperCase()}`;
+}
+
+/** A google.protobuf.Timestamp from a Date, milliseconds since the epoch, or {seconds, nanos}. */
+function timestamp(value, name) {
+  if (value instanceof Date || typeof value === 'number') {
+    const ms = value instanceof Date ? value.getTime() : value;
+    if (!Number.isFinite(ms)) throw new TypeError(`${name} is not a valid time`);
+    const seconds = Math.floor(ms / 1000);
+    return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  }
+  if (value && typeof value === 'object' && 'seconds' in value) return { seconds: Number(value.seconds), nanos: value.nanos ?? 0 };
+  throw new TypeError(`${name} must be a Date, milliseconds since the epoch, or {seconds, nanos}`);
+}
+
+/**
+ * The ListMessagesRequest for a filter; unset parts filter nothing. pageSize goes as given (the
+ * gateway defaults it to 50, clamps it to 500 and names it in the error when it is negative).
+ */
+function listMessagesRequest({ account, states, labels, startTime, endTime, pageSize, pageToken } = {}) {
+  const request = {
+    pageSize: pageSize ?? 0,
+    pageToken: pageToken ?? '',
+    account: account ?? '',
+    states: (states === undefined || states === null ? [] : [].concat(states)).map(messageState),
+    labels: { ...(labels || {}) },
+  };
+  if (startTime !== undefined && startTime !== null) request.startTime = timestamp(startTime, 'startTime');
+  if (endTime !== undefined && endTime !== null) request.endTime = timestamp(endTime, 'endTime');
+  return request;
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class NotifyClient {
@@ -70,8 +110,9 @@ class NotifyClient {
    * @param {Buffer} [options.privateKey] client key, for mTLS
    * @param {Buffer} [options.certChain] client certificate, for mTLS
    * @param {string} [options.serverName] the name to verify the certificate against
-   * @param {number} [options.timeoutMs] deadline of each Send/Recall attempt
+   * @param {number} [options.timeoutMs] deadline of each Send/Recall/GetMessage/ListMessages attempt
    * @param {number} [options.uploadTimeoutMs] deadline of each upload attempt
+   * @param {number} [options.watchTimeoutMs] deadline of a whole watchMessage
    * @param {number} [options.chunkSize] bytes per upload chunk
    * @param {object} [options.retry] see DEFAULT_RETRY; {maxAttempts: 1} disables retries
    * @param {object} [options.channelOptions] extra grpc-js channel options
@@ -82,6 +123,7 @@ class NotifyClient {
     const Service = loadService(options.protosDir);
     this.timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
     this.uploadTimeoutMs = options.uploadTimeoutMs ?? DEFAULTS.uploadTimeoutMs;
+    this.watchTimeoutMs = options.watchTimeoutMs ?? DEFAULTS.watchTimeoutMs;
     this.chunkSize = options.chunkSize ?? DEFAULTS.chunkSize;
     this.retry = { ...DEFAULT_RETRY, ...(options.retry || {}) };
     this._metadata = new grpc.Metadata();
@@ -116,6 +158,13 @@ class NotifyClient {
    * Sends one SendRequest (camelCase fields). Retried on UNAVAILABLE and RESOURCE_EXHAUSTED under
    * one idempotency key: the request's own, else one generated here and kept by every retry, so a
    * retry never delivers twice. A failure rejects with a NotifyError carrying `idempotencyKey`.
+   *
+   * When the vendor may or may not have delivered (it timed out after the request was written),
+   * the gateway records the message as MESSAGE_STATE_UNKNOWN and never sends it again under that
+   * key: the first attempt fails UNAVAILABLE (`error.messageId`, `error.messageState` say so) and
+   * the retry resolves with `duplicate: true` and `state: 'MESSAGE_STATE_UNKNOWN'`. So check
+   * `state`: UNKNOWN means "possibly delivered, never twice". (DingTalk robots are the exception the
+   * gateway can resend, since that vendor drops repeats of the same msgUuid.)
    */
   async send(request, { timeoutMs } = {}) {
     const keyed = { ...request, idempotencyKey: request.idempotencyKey || crypto.randomUUID().replace(/-/g, '') };
@@ -150,6 +199,52 @@ class NotifyClient {
     return this._withRetries('UploadMedia', () => this._upload(fullInfo, () => fs.createReadStream(file, { highWaterMark: size }), deadline), null);
   }
 
+  // -- message records ---------------------------------------------------------------------------
+
+  /**
+   * What the gateway knows of one message (its MessageRecord: state, vendor attempts, delivery
+   * report): how an ambiguous Send ended, whether a DingTalk work notification was read. Another
+   * tenant's messageId is NotFoundError, as an unknown one is. A read: retried like send.
+   */
+  async getMessage(messageId, { timeoutMs } = {}) {
+    const response = await this._withRetries('GetMessage', () => this._unary('GetMessage', { messageId }, timeoutMs ?? this.timeoutMs), null);
+    return response.message;
+  }
+
+  /**
+   * One page of the tenant's messages, newest first: {messages, nextPageToken}. Filter fields
+   * combine: account; states (any of them: 'sent', 'MESSAGE_STATE_DELIVERED'...); labels (every
+   * one); startTime (inclusive) and endTime (exclusive) as Dates; pageSize (default 50, at most
+   * 500); pageToken, the previous page's nextPageToken with the same filter. A page may be short
+   * and still have a next one: stop only on an empty token (iterMessages does all that).
+   */
+  listMessages(filter = {}, { timeoutMs } = {}) {
+    return this._listPage(listMessagesRequest(filter), timeoutMs);
+  }
+
+  /** Every message matching `filter` (as listMessages, pageToken aside), page after page as iteration reaches them. */
+  async *iterMessages(filter = {}, { timeoutMs } = {}) {
+    let request = listMessagesRequest({ ...filter, pageToken: undefined });
+    for (;;) {
+      const page = await this._listPage(request, timeoutMs);
+      yield* page.messages;
+      if (!page.nextPageToken) return;
+      request = { ...request, pageToken: page.nextPageToken }; // AIP-158: the same filter, the next token
+    }
+  }
+
+  /**
+   * Follows one message: `for await (const record of client.watchMessage(id)) ...` yields its
+   * record now, then at each change, and ends after the record whose `final` is true. When
+   * `timeoutMs` (the whole watch; default watchTimeoutMs) passes first, iteration rejects with
+   * DeadlineExceededError, the last record yielded being where the message stood. A broken stream
+   * is reopened per the retry options (a watch is a read) without yielding a record twice.
+   * `watch.cancel()` (or leaving the loop) ends the call; iteration then ends quietly.
+   */
+  watchMessage(messageId, { timeoutMs } = {}) {
+    return new MessageWatch(this, messageId, timeoutMs ?? this.watchTimeoutMs);
+  }
+
   // -- helpers -----------------------------------------------------------------------------------
 
   /** Plain text; for robots `recipients` are @-mentioned, for app channels they receive it. */
@@ -169,6 +264,10 @@ class NotifyClient {
   }
 
   // -- machinery ---------------------------------------------------------------------------------
+
+  _listPage(request, timeoutMs) {
+    return this._withRetries('ListMessages', () => this._unary('ListMessages', request, timeoutMs ?? this.timeoutMs), null);
+  }
 
   _callOptions(timeoutMs) {
     return { deadline: new Date(Date.now() + timeoutMs) };
@@ -255,6 +354,87 @@ class NotifyClient {
   }
 }
 
+/**
+ * A watchMessage in progress: an async iterable of MessageRecords that can be cancelled.
+ *
+ * Each stream the watch opens starts with the record as it stands; after a reopen that is usually
+ * the record already yielded, which is skipped, so the caller sees every change once. The retry
+ * count starts again whenever a record arrives, so breaks long past do not wear a watch down.
+ */
+class MessageWatch {
+  constructor(client, messageId, timeoutMs) {
+    this._client = client;
+    this._messageId = messageId;
+    this._timeoutMs = timeoutMs;
+    this._call = null;
+    this._cancelled = false;
+    this._records = null;
+  }
+
+  /** Ends the watch: the call is cancelled on the gateway and iteration ends without an error. */
+  cancel() {
+    this._cancelled = true;
+    if (this._call) this._call.cancel();
+  }
+
+  [Symbol.asyncIterator]() {
+    if (!this._records) this._records = this._run();
+    return this._records;
+  }
+
+  async *_run() {
+    const client = this._client;
+    const deadline = Date.now() + this._timeoutMs;
+    let last = null;
+    let failures = 0;
+    let since = Date.now();
+    for (;;) {
+      if (this._cancelled) return;
+      if (deadline - Date.now() <= 0) throw timedOut(last);
+      const call = client._stub.WatchMessage({ messageId: this._messageId }, client._metadata.clone(), { deadline: new Date(deadline) });
+      this._call = call;
+      let error;
+      try {
+        for await (const response of call) {
+          const record = response.message;
+          if (!isDeepStrictEqual(record, last)) {
+            last = record;
+            failures = 0;
+            since = Date.now();
+            yield record;
+          }
+          if (record.final) return;
+        }
+        // The gateway ends the stream at the caller's deadline; with time left it was interrupted.
+        if (deadline - Date.now() <= 50) throw timedOut(last);
+        error = new UnavailableError('UNAVAILABLE: the watch ended before the message reached a final state', {
+          code: grpc.status.UNAVAILABLE,
+        });
+      } catch (raw) {
+        if (this._cancelled) return;
+        if (raw instanceof DeadlineExceededError) throw raw;
+        error = fromServiceError(raw);
+      } finally {
+        this._call = null;
+        call.cancel(); // a no-op once the stream has ended; stops it when the caller left the loop
+      }
+      if (this._cancelled) return;
+      if (error.code === grpc.status.DEADLINE_EXCEEDED) throw timedOut(last, error);
+      failures += 1;
+      const delayMs = client._delayBeforeRetry(error, failures, Date.now() - since);
+      if (delayMs === null || delayMs >= deadline - Date.now()) throw error;
+      if (client.retry.onRetry) client.retry.onRetry({ method: 'WatchMessage', attempt: failures, delayMs, error, idempotencyKey: null });
+      await sleep(delayMs);
+    }
+  }
+}
+
+function timedOut(last, cause) {
+  const state = last ? last.state : 'not yet read';
+  const details = `the watch's deadline passed before a final state (last state: ${state})`;
+  return new DeadlineExceededError(`DEADLINE_EXCEEDED: ${details}`, { code: grpc.status.DEADLINE_EXCEEDED, details, cause });
+}
+
 function waitForDrain(call, isEnded) {
   return new Promise((resolve) => {
     if (isEnded()) return resolve();
@@ -270,4 +450,4 @@ function waitForDrain(call, isEnded) {
   });
 }
 
-module.exports = { NotifyClient, loadService, resolveProtosDir };
+module.exports = { NotifyClient, MessageWatch, loadService, resolveProtosDir, listMessagesRequest, messageState };

@@ -60,6 +60,24 @@ class NotifyError extends Error {
     return this.metadata.vendor_errmsg ?? null;
   }
 
+  /**
+   * The messageId the error concerns (ErrorInfo metadata `message_id`), else null. After a Send
+   * whose outcome is ambiguous (the vendor timed out after the request was written), the message
+   * exists and may have been delivered: this id finds it with getMessage or watchMessage.
+   */
+  get messageId() {
+    return this.metadata.message_id || null;
+  }
+
+  /**
+   * Where that message stands, as its enum name ('MESSAGE_STATE_UNKNOWN': it may have been
+   * delivered, and a retry with the same idempotency key answers its state instead of sending
+   * again), else null.
+   */
+  get messageState() {
+    return this.metadata.message_state || null;
+  }
+
   /** True when WeCom or DingTalk refused (whatever the status). */
   get isVendorError() {
     return this.reason.startsWith('VENDOR_') || 'vendor_errcode' in this.metadata;

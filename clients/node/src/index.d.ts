@@ -8,7 +8,23 @@ export type MessageState =
   | 'MESSAGE_STATE_ACCEPTED'
   | 'MESSAGE_STATE_SENT'
   | 'MESSAGE_STATE_RECALLED'
-  | 'MESSAGE_STATE_FAILED';
+  | 'MESSAGE_STATE_FAILED'
+  | 'MESSAGE_STATE_SENDING'
+  | 'MESSAGE_STATE_DELIVERED'
+  | 'MESSAGE_STATE_UNKNOWN'
+  | 'MESSAGE_STATE_EXPIRED';
+/** A state for a filter: its enum name, or the name without the prefix in any case ('sent', 'DELIVERED'). */
+export type MessageStateName =
+  | MessageState
+  | 'accepted'
+  | 'sending'
+  | 'sent'
+  | 'delivered'
+  | 'recalled'
+  | 'failed'
+  | 'unknown'
+  | 'expired'
+  | (string & {});
 export type MediaType = 'MEDIA_TYPE_IMAGE' | 'MEDIA_TYPE_VOICE' | 'MEDIA_TYPE_VIDEO' | 'MEDIA_TYPE_FILE';
 export type MediaTypeName = 'image' | 'voice' | 'video' | 'file' | MediaType;
 
@@ -54,17 +70,112 @@ export interface RecallResponse {
   state: MessageState;
 }
 
+/** google.protobuf.Timestamp as proto-loader gives it. */
+export interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
 export interface UploadMediaResponse {
   mediaId: string;
   type: MediaType;
   size: number;
   sha256: string;
-  expiresAt: { seconds: number; nanos: number } | null;
+  expiresAt: Timestamp | null;
   reused: boolean;
 }
 
+export type DeliveryOutcome =
+  | 'OUTCOME_UNSPECIFIED'
+  | 'OUTCOME_ACCEPTED'
+  | 'OUTCOME_REFUSED'
+  | 'OUTCOME_NOT_SENT'
+  | 'OUTCOME_AMBIGUOUS';
+
+/** One vendor call made to deliver a message. */
+export interface DeliveryAttempt {
+  startTime: Timestamp | null;
+  outcome: DeliveryOutcome;
+  httpStatus: number;
+  vendorErrcode: number;
+  vendorErrmsg: string;
+  detail: string;
+  durationMs: number;
+}
+
+export interface StateChange {
+  state: MessageState;
+  time: Timestamp | null;
+  reason: string;
+}
+
+/** The vendor's delivery report (DingTalk work notifications). */
+export interface DeliveryReport {
+  readUserIds: string[];
+  unreadUserIds: string[];
+  failedUserIds: string[];
+  forbiddenUserIds: string[];
+  invalidUserIds: string[];
+  invalidDepartmentIds: string[];
+  reportTime: Timestamp | null;
+}
+
+/** The gateway's record of one message. */
+export interface MessageRecord {
+  messageId: string;
+  tenant: string;
+  account: string;
+  channel: string;
+  kind: string;
+  state: MessageState;
+  /** No further change is expected (a Recall may still follow SENT or DELIVERED). */
+  final: boolean;
+  vendorMessageId: string;
+  rejectedRecipients: { kind: string; id: string; reason: string }[];
+  labels: Record<string, string>;
+  idempotencyKey: string;
+  createTime: Timestamp | null;
+  updateTime: Timestamp | null;
+  attempts: DeliveryAttempt[];
+  history: StateChange[];
+  deliveryReport: DeliveryReport | null;
+  recallable: boolean;
+}
+
+/** A time for a filter: a Date, milliseconds since the epoch, or a Timestamp. */
+export type TimeInput = Date | number | Timestamp;
+
+export interface ListMessagesFilter {
+  account?: string;
+  /** Any of these states. */
+  states?: MessageStateName | MessageStateName[];
+  /** Every one of these labels, with these values. */
+  labels?: Record<string, string>;
+  /** Created at or after. */
+  startTime?: TimeInput;
+  /** Created before. */
+  endTime?: TimeInput;
+  /** Default 50, at most 500. */
+  pageSize?: number;
+  /** The previous page's nextPageToken (with the same filter). */
+  pageToken?: string;
+}
+
+export interface ListMessagesResponse {
+  /** Newest first. */
+  messages: MessageRecord[];
+  /** Empty on the last page; a short page may still have a next one. */
+  nextPageToken: string;
+}
+
+/** A watchMessage in progress: iterate it for records; cancel() ends it quietly. */
+export declare class MessageWatch implements AsyncIterable<MessageRecord> {
+  cancel(): void;
+  [Symbol.asyncIterator](): AsyncGenerator<MessageRecord, void, undefined>;
+}
+
 export interface RetryEvent {
-  method: 'Send' | 'Recall' | 'UploadMedia';
+  method: 'Send' | 'Recall' | 'UploadMedia' | 'GetMessage' | 'ListMessages' | 'WatchMessage';
   attempt: number;
   delayMs: number;
   error: NotifyError;
@@ -89,6 +200,7 @@ export interface ClientOptions {
   serverName?: string;
   timeoutMs?: number;
   uploadTimeoutMs?: number;
+  watchTimeoutMs?: number;
   chunkSize?: number;
   retry?: RetryOptions;
   channelOptions?: Record<string, unknown>;
@@ -115,6 +227,7 @@ export declare class NotifyClient {
   constructor(address: string, options?: ClientOptions);
   timeoutMs: number;
   uploadTimeoutMs: number;
+  watchTimeoutMs: number;
   chunkSize: number;
   close(): void;
   send(request: SendRequest, options?: { timeoutMs?: number }): Promise<SendResponse>;
@@ -135,6 +248,13 @@ export declare class NotifyClient {
     type: MediaTypeName,
     options?: { filename?: string; contentType?: string; timeoutMs?: number; chunkSize?: number },
   ): Promise<UploadMediaResponse>;
+  getMessage(messageId: string, options?: { timeoutMs?: number }): Promise<MessageRecord>;
+  listMessages(filter?: ListMessagesFilter, options?: { timeoutMs?: number }): Promise<ListMessagesResponse>;
+  iterMessages(
+    filter?: Omit<ListMessagesFilter, 'pageToken'>,
+    options?: { timeoutMs?: number },
+  ): AsyncGenerator<MessageRecord, void, undefined>;
+  watchMessage(messageId: string, options?: { timeoutMs?: number }): MessageWatch;
 }
 
 export declare class NotifyError extends Error {
@@ -151,6 +271,10 @@ export declare class NotifyError extends Error {
   readonly vendorErrcode: number | null;
   readonly vendorErrmsg: string | null;
   readonly isVendorError: boolean;
+  /** ErrorInfo metadata message_id: the message an ambiguous Send recorded. */
+  readonly messageId: string | null;
+  /** ErrorInfo metadata message_state, e.g. 'MESSAGE_STATE_UNKNOWN'. */
+  readonly messageState: MessageState | null;
 }
 export declare class InvalidArgumentError extends NotifyError {}
 export declare class NotFoundError extends NotifyError {}
@@ -177,3 +301,7 @@ export declare function decodeStatusDetails(bytes: Uint8Array): {
 export declare function fromServiceError(error: unknown): NotifyError;
 export declare function loadService(protosDir?: string): ServiceClientConstructor;
 export declare function resolveProtosDir(protosDir?: string): string;
+/** The ListMessagesRequest a filter becomes (states as enum names, times as Timestamps). */
+export declare function listMessagesRequest(filter?: ListMessagesFilter): Record<string, unknown>;
+/** A MessageState from 'sent', 'SENT' or 'MESSAGE_STATE_SENT'; throws TypeError for anything else. */
+export declare function messageState(state: MessageStateName): MessageState;

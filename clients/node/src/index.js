@@ -5,7 +5,7 @@
 //   const client = new NotifyClient('gateway:50051', { apiKey, rootCerts: fs.readFileSync('ca.pem') });
 //   const { messageId } = await client.sendText('ops-dingtalk', 'deploy finished');
 
-const { NotifyClient, loadService, resolveProtosDir } = require('./client');
+const { NotifyClient, MessageWatch, loadService, resolveProtosDir, listMessagesRequest, messageState } = require('./client');
 const errors = require('./errors');
 
-module.exports = { NotifyClient, loadService, resolveProtosDir, ...errors };
+module.exports = { NotifyClient, MessageWatch, loadService, resolveProtosDir, listMessagesRequest, messageState, ...errors };

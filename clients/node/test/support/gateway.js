@@ -2,7 +2,7 @@
 // Starts a live vendor sandbox and gateway for the Node tests, with the project's Python launcher
 // (tests/clients/serve_for_node.py), and talks to the sandbox's inspection API.
 //
-// The launcher prints one JSON line ({address, sandbox, api_key}) once both listen, and serves
+// The launcher prints one JSON line ({address, sandbox, api_key, other_api_key}) once both listen, and serves
 // until its stdin closes or it gets SIGTERM: if this process dies, the servers go with it.
 // The Python interpreter is $NOTIFY_PYTHON, else the project's venv (../../.venv/bin/python).
 
@@ -52,6 +52,7 @@ async function startGateway({ tls = false } = {}) {
     address: info.address,
     sandbox: info.sandbox,
     apiKey: info.api_key,
+    otherApiKey: info.other_api_key, // a second tenant's key: it must not see the first tenant's messages
     ca: info.ca ?? null,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -5,7 +5,7 @@
     async with AsyncNotifyClient("gateway:50051", api_key, root_certificates="ca.pem") as client:
         sent = await client.send_text("ops-dingtalk", "deploy finished")
 
-``pb`` is the generated message module (SendRequest, Recipients, TextCard, MediaType...), for raw
+``pb`` is the generated message module (SendRequest, Recipients, TextCard, MessageRecord...), for raw
 calls and for the fields the helpers take; errors are in ``notify_client.errors``.
 """
 

@@ -7,25 +7,36 @@ the gateway the same way; each client only adds its own way of waiting.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from notify_client_proto import notification_service_pb2 as pb
 
 from notify_client._version import __version__
+from notify_client.errors import DeadlineExceededError, NotifyError, UnavailableError
+from notify_client.retry import RetryEvent, RetryPolicy
 
 SERVICE = "notify.v1.NotificationService"
 SEND = f"/{SERVICE}/Send"
 RECALL = f"/{SERVICE}/Recall"
 UPLOAD_MEDIA = f"/{SERVICE}/UploadMedia"
+GET_MESSAGE = f"/{SERVICE}/GetMessage"
+LIST_MESSAGES = f"/{SERVICE}/ListMessages"
+WATCH_MESSAGE = f"/{SERVICE}/WatchMessage"
 
 DEFAULT_TIMEOUT = 10.0  # a Send's vendor call with the gateway's own retries fits comfortably
 DEFAULT_UPLOAD_TIMEOUT = 120.0  # 20 MB at a modest uplink, plus the vendor's upload
 DEFAULT_CHUNK_SIZE = 64 * 1024  # small enough for any message limit, large enough to be cheap
+# A watch waits for the vendor, not for the gateway: DingTalk reports delivery when the gateway next
+# polls it, which takes longer than any unary call should.
+DEFAULT_WATCH_TIMEOUT = 300.0
 
 PathLike = str | os.PathLike[str]
 ImageSource = bytes | PathLike
@@ -218,3 +229,149 @@ def is_core_internal_error(code: grpc.StatusCode, details: str, trailers: Any) -
         and details.startswith("Internal error from Core")
         and not any(key == "grpc-status-details-bin" for key, _ in trailers or ())
     )
+
+
+# -- reading message records ----------------------------------------------------------------------
+
+_STATE_PREFIX = "MESSAGE_STATE_"
+
+
+def message_state(value: pb.MessageState.ValueType | str) -> pb.MessageState.ValueType:
+    """A MessageState from the enum or a name ("sent", "DELIVERED", "MESSAGE_STATE_UNKNOWN")."""
+    names = [name.removeprefix(_STATE_PREFIX).lower() for name in pb.MessageState.keys()[1:]]
+    if isinstance(value, str):
+        name = _STATE_PREFIX + value.upper().removeprefix(_STATE_PREFIX)
+        if name not in pb.MessageState.DESCRIPTOR.values_by_name or name == "MESSAGE_STATE_UNSPECIFIED":
+            raise ValueError(f"message state {value!r} is not one of: {', '.join(names)}")
+        return pb.MessageState.Value(name)
+    if value == pb.MESSAGE_STATE_UNSPECIFIED or value not in pb.MessageState.values():
+        raise ValueError(f"message state {value!r} is not one of: {', '.join(names)}")
+    return value
+
+
+def timestamp(value: datetime, name: str) -> Timestamp:
+    """A Timestamp for an aware datetime.
+
+    A naive datetime is refused rather than guessed at: read as UTC (protobuf's choice) it would
+    shift a local ``datetime.now()`` by the machine's offset and silently filter the wrong hours.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, for example datetime.now(timezone.utc)")
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def list_messages_request(
+    *,
+    account: str | None,
+    states: Iterable[pb.MessageState.ValueType | str],
+    labels: Mapping[str, str] | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    page_size: int | None,
+    page_token: str | None,
+) -> pb.ListMessagesRequest:
+    """The ListMessages request for the filter the caller gave; unset parts filter nothing.
+
+    ``page_size`` is passed as given (None: the gateway's default of 50): the gateway clamps it to
+    500 and refuses a negative one with a field violation, which says more than a client-side check.
+    """
+    if isinstance(states, str | int):  # one state where a collection was meant
+        states = (states,)
+    request = pb.ListMessagesRequest(
+        page_size=page_size or 0,
+        page_token=page_token or "",
+        account=account or "",
+        states=[message_state(state) for state in states],
+        labels=dict(labels or {}),
+    )
+    if start_time is not None:
+        request.start_time.CopyFrom(timestamp(start_time, "start_time"))
+    if end_time is not None:
+        request.end_time.CopyFrom(timestamp(end_time, "end_time"))
+    return request
+
+
+def next_page(
+    request: pb.ListMessagesRequest, page: pb.ListMessagesResponse
+) -> pb.ListMessagesRequest | None:
+    """The request for the page after ``page``, or None after the last one.
+
+    AIP-158: the token continues the listing only with the same filter, so everything but the token
+    is copied. A page may be short (even empty) and still have a next one: only an empty
+    ``next_page_token`` ends the listing.
+    """
+    if not page.next_page_token:
+        return None
+    following = pb.ListMessagesRequest()
+    following.CopyFrom(request)
+    following.page_token = page.next_page_token
+    return following
+
+
+@dataclass(slots=True)
+class WatchProgress:
+    """Where one watch_message stands across the streams it opens, shared by both clients.
+
+    A watch is a read, so a stream that breaks (UNAVAILABLE, a gateway restart, a stream that ends
+    before a final state) is opened again under the RetryPolicy, within the watch's own deadline.
+    Each new stream starts with the record as it stands; when that is the record already yielded it
+    is skipped, so the caller sees every change once and never the same record twice in a row. The
+    retry count starts again whenever a record arrives: a long watch that breaks once an hour is
+    not worn down by breaks long past.
+    """
+
+    policy: RetryPolicy
+    deadline: float  # on time.monotonic()'s clock
+    last: pb.MessageRecord | None = None
+    failures: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, policy: RetryPolicy, timeout: float) -> WatchProgress:
+        return cls(policy, time.monotonic() + timeout)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def fresh(self, record: pb.MessageRecord) -> bool:
+        """Whether ``record`` is news to the caller (else a reopened stream's repeat, to skip)."""
+        if self.last is not None and record == self.last:
+            return False
+        self.last = record
+        self.failures = 0
+        self.since = time.monotonic()
+        return True
+
+    def ended_early(self) -> NotifyError:
+        """The error for a stream that ended cleanly without a final record.
+
+        The gateway ends the stream at the caller's deadline; it is the deadline, reported as such.
+        With time left (a gateway shutting down), it is an interruption, and retried like one.
+        """
+        if self.remaining() <= 0.05:
+            return self.timed_out()
+        return UnavailableError(
+            "the watch ended before the message reached a final state", code=grpc.StatusCode.UNAVAILABLE
+        )
+
+    def timed_out(self) -> DeadlineExceededError:
+        state = pb.MessageState.Name(self.last.state) if self.last is not None else "not yet read"
+        return DeadlineExceededError(
+            f"the watch's deadline passed before a final state (last state: {state})",
+            code=grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+
+    def delay_after(self, error: NotifyError) -> float | None:
+        """Seconds to wait before opening the stream again, or None when ``error`` is to be raised.
+
+        Calls the policy's on_retry, like every other retried call.
+        """
+        self.failures += 1
+        delay = self.policy.delay_before_retry(error, self.failures, time.monotonic() - self.since)
+        if delay is None or delay >= self.remaining():
+            return None
+        if self.policy.on_retry is not None:
+            self.policy.on_retry(RetryEvent("WatchMessage", self.failures, delay, error, None))
+        return delay

@@ -18,6 +18,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -30,17 +31,24 @@ from notify_client._common import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TIMEOUT,
     DEFAULT_UPLOAD_TIMEOUT,
+    DEFAULT_WATCH_TIMEOUT,
+    GET_MESSAGE,
+    LIST_MESSAGES,
     RECALL,
     SEND,
     UPLOAD_MEDIA,
+    WATCH_MESSAGE,
     ImageSource,
     PathLike,
+    WatchProgress,
     card_message,
     connection,
     image_message,
     is_core_internal_error,
+    list_messages_request,
     markdown_message,
     media_info,
+    next_page,
     read_image,
     send_request,
     text_message,
@@ -66,8 +74,9 @@ class AsyncNotifyClient:
         certificate_chain, private_key: a client certificate, for a gateway that requires mTLS.
         server_hostname: the name to verify the server certificate against, when it differs
             from the host in ``address``.
-        timeout: the default deadline of each Send/Recall attempt, in seconds.
+        timeout: the default deadline of each Send/Recall/GetMessage/ListMessages attempt, in seconds.
         upload_timeout: the default deadline of each upload attempt.
+        watch_timeout: the default deadline of a whole watch_message, in seconds.
         retry: how failed calls are retried (``notify_client.NO_RETRY`` disables it).
         chunk_size: bytes per upload chunk.
         channel_options: extra grpc channel arguments.
@@ -85,6 +94,7 @@ class AsyncNotifyClient:
         server_hostname: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
+        watch_timeout: float = DEFAULT_WATCH_TIMEOUT,
         retry: RetryPolicy | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         channel_options: Mapping[str, Any] | None = None,
@@ -106,9 +116,10 @@ class AsyncNotifyClient:
         self._metadata = conn.metadata
         self.timeout = timeout
         self.upload_timeout = upload_timeout
+        self.watch_timeout = watch_timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.chunk_size = chunk_size
-        # The three RPCs are bound here rather than through a generated *_pb2_grpc stub, whose
+        # The RPCs are bound here rather than through a generated *_pb2_grpc stub, whose
         # version check would pin callers to a grpcio at least as new as the generator's.
         self._send = self._channel.unary_unary(
             SEND,
@@ -124,6 +135,21 @@ class AsyncNotifyClient:
             UPLOAD_MEDIA,
             request_serializer=pb.UploadMediaRequest.SerializeToString,
             response_deserializer=pb.UploadMediaResponse.FromString,
+        )
+        self._get = self._channel.unary_unary(
+            GET_MESSAGE,
+            request_serializer=pb.GetMessageRequest.SerializeToString,
+            response_deserializer=pb.GetMessageResponse.FromString,
+        )
+        self._list = self._channel.unary_unary(
+            LIST_MESSAGES,
+            request_serializer=pb.ListMessagesRequest.SerializeToString,
+            response_deserializer=pb.ListMessagesResponse.FromString,
+        )
+        self._watch = self._channel.unary_stream(
+            WATCH_MESSAGE,
+            request_serializer=pb.WatchMessageRequest.SerializeToString,
+            response_deserializer=pb.WatchMessageResponse.FromString,
         )
 
     async def close(self) -> None:
@@ -145,6 +171,14 @@ class AsyncNotifyClient:
         The request's own ``idempotency_key`` is used when set; otherwise one is generated for this
         call and kept across its retries. A failure raises a NotifyError subclass that carries the
         key (``error.idempotency_key``), so the caller can retry later and still deliver once.
+
+        When the vendor may or may not have delivered (it timed out after the request was
+        written), the gateway records the message as MESSAGE_STATE_UNKNOWN and never sends it
+        again under that key: the first attempt fails UNAVAILABLE (``error.message_id`` and
+        ``error.message_state`` say so) and the retry answers OK with ``duplicate=True`` and
+        ``state == pb.MESSAGE_STATE_UNKNOWN``. So check ``state``, not just the absence of an
+        error: UNKNOWN means "possibly delivered, never twice". DingTalk robots are the exception
+        the gateway can resend safely, since that vendor drops repeats of the same msgUuid.
         """
         keyed = with_idempotency_key(request)
         deadline = timeout or self.timeout
@@ -198,6 +232,128 @@ class AsyncNotifyClient:
             return await self._upload_once(info, parts(), timeout or self.upload_timeout)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc_error(exc) from exc
+
+    # -- message records ---------------------------------------------------------------------------
+
+    async def get_message(self, message_id: str, *, timeout: float | None = None) -> pb.MessageRecord:
+        """What the gateway knows of one message: state, vendor attempts, delivery report.
+
+        The way to learn how a Send whose outcome was ambiguous ended, or whether a DingTalk work
+        notification was read. Another tenant's message_id raises NotFoundError, as an unknown one
+        does. A read, so it is retried per the RetryPolicy like any call that is safe to repeat.
+        """
+        request = pb.GetMessageRequest(message_id=message_id)
+        deadline = timeout or self.timeout
+
+        async def attempt() -> pb.GetMessageResponse:
+            return cast(
+                pb.GetMessageResponse, await self._get(request, timeout=deadline, metadata=self._metadata)
+            )
+
+        return (await self._with_retries("GetMessage", attempt, None)).message
+
+    async def list_messages(
+        self,
+        *,
+        account: str | None = None,
+        states: Iterable[pb.MessageState.ValueType | str] = (),
+        labels: Mapping[str, str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.ListMessagesResponse:
+        """One page of the tenant's messages, newest first.
+
+        Filters combine: ``account``; ``states`` (any of them, as ``pb.MESSAGE_STATE_SENT`` or a
+        name, "sent"); ``labels`` (every one, with these values); ``start_time`` (inclusive) and
+        ``end_time`` (exclusive), timezone-aware datetimes. ``page_size`` defaults to the gateway's
+        50 and is clamped to 500. Pass ``next_page_token`` back as ``page_token``, with the same
+        filter, for the next page; a page may be short and still have one, so stop only when the
+        token is empty (``iter_messages`` does all that). Retried per the RetryPolicy.
+        """
+        request = list_messages_request(
+            account=account,
+            states=states,
+            labels=labels,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return await self._list_page(request, timeout)
+
+    async def iter_messages(
+        self,
+        *,
+        account: str | None = None,
+        states: Iterable[pb.MessageState.ValueType | str] = (),
+        labels: Mapping[str, str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[pb.MessageRecord, None]:
+        """Every message matching the filter (as list_messages), newest first, page after page.
+
+        Pages are fetched as the iteration reaches them, each with its own deadline (``timeout``)
+        and retries, so a long listing is never held to one call's deadline.
+        """
+        request: pb.ListMessagesRequest | None = list_messages_request(
+            account=account,
+            states=states,
+            labels=labels,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=None,
+        )
+        while request is not None:
+            page = await self._list_page(request, timeout)
+            for record in page.messages:
+                yield record
+            request = next_page(request, page)
+
+    async def watch_message(
+        self, message_id: str, *, timeout: float | None = None
+    ) -> AsyncGenerator[pb.MessageRecord, None]:
+        """The message's record now, then again at each change, until it reaches a final state.
+
+        ``async for record in client.watch_message(sent.message_id): ...`` ends after the record
+        whose ``final`` is true, so a loop that finishes normally has seen the message settle
+        (DELIVERED, FAILED, UNKNOWN...). ``timeout`` bounds the whole watch (default
+        ``watch_timeout``): when it passes first, DeadlineExceededError is raised, the last record
+        yielded being where the message stood. A broken stream is reopened per the RetryPolicy (a
+        watch is a read) without yielding the same record twice. To stop early, leave the loop and
+        close the generator (``contextlib.aclosing``): that cancels the call on the gateway.
+        """
+        request = pb.WatchMessageRequest(message_id=message_id)
+        progress = WatchProgress.start(self.retry, timeout or self.watch_timeout)
+        while True:
+            remaining = progress.remaining()
+            if remaining <= 0:
+                raise progress.timed_out()
+            call = self._watch(request, timeout=remaining, metadata=self._metadata)
+            cause: BaseException | None = None
+            try:
+                async for response in call:
+                    record = cast(pb.WatchMessageResponse, response).message
+                    if progress.fresh(record):
+                        yield record
+                    if record.final:
+                        return
+                error = progress.ended_early()
+            except grpc.aio.AioRpcError as exc:
+                error, cause = error_from_rpc_error(exc), exc
+            finally:
+                call.cancel()
+            if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise progress.timed_out() from cause
+            delay = progress.delay_after(error)
+            if delay is None:
+                raise error from cause
+            await asyncio.sleep(delay)
 
     # -- typed helpers -----------------------------------------------------------------------------
 
@@ -338,6 +494,18 @@ class AsyncNotifyClient:
         return await self._with_retries("UploadMedia", attempt, None)
 
     # -- machinery ---------------------------------------------------------------------------------
+
+    async def _list_page(
+        self, request: pb.ListMessagesRequest, timeout: float | None
+    ) -> pb.ListMessagesResponse:
+        deadline = timeout or self.timeout
+
+        async def attempt() -> pb.ListMessagesResponse:
+            return cast(
+                pb.ListMessagesResponse, await self._list(request, timeout=deadline, metadata=self._metadata)
+            )
+
+        return await self._with_retries("ListMessages", attempt, None)
 
     async def _with_retries(
         self, method: str, attempt: Callable[[], Awaitable[T]], idempotency_key: str | None

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
+from notify_client_proto import notification_service_pb2 as pb
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 VENDOR_REASON_PREFIX = "VENDOR_"
@@ -55,6 +56,8 @@ class NotifyError(Exception):
         vendor_errcode / vendor_errmsg: the vendor's own error, when the vendor refused.
         idempotency_key: the key the failed Send carried, so it can be retried later without
             risking a second delivery (None for other calls).
+        message_id / message_state: for a Send whose outcome is ambiguous, the message the
+            gateway recorded and where it stands (ErrorInfo metadata); see the properties.
         status: the decoded google.rpc.Status, for details this class does not lift out.
     """
 
@@ -102,6 +105,30 @@ class NotifyError(Exception):
         return self.metadata.get("vendor_errmsg")
 
     @property
+    def message_id(self) -> str | None:
+        """The message_id the error concerns (ErrorInfo metadata), when it names one.
+
+        It matters most after a Send whose outcome is ambiguous (the vendor timed out after the
+        request was written, the connection dropped): the call fails UNAVAILABLE or
+        DEADLINE_EXCEEDED, yet the message exists and may have been delivered, and this id finds
+        it with get_message or watch_message.
+        """
+        return self.metadata.get("message_id") or None
+
+    @property
+    def message_state(self) -> pb.MessageState.ValueType | None:
+        """Where that message stands (``pb.MESSAGE_STATE_UNKNOWN``: it may have been delivered).
+
+        None when the error names no state, or one newer than this client knows (the name is still
+        in ``metadata["message_state"]``). An UNKNOWN message is not sent again by a retry with the
+        same idempotency key: the retry answers OK, ``duplicate=True``, state UNKNOWN.
+        """
+        name = self.metadata.get("message_state")
+        if not name or name not in pb.MessageState.DESCRIPTOR.values_by_name:
+            return None
+        return pb.MessageState.Value(name)
+
+    @property
     def is_vendor_error(self) -> bool:
         return self.reason.startswith(VENDOR_REASON_PREFIX) or "vendor_errcode" in self.metadata
 
@@ -120,7 +147,8 @@ class InvalidArgumentError(NotifyError):
 
 
 class NotFoundError(NotifyError):
-    """The account or message_id is unknown to the gateway."""
+    """The account or message_id is unknown to the gateway (another tenant's message_id included:
+    the gateway does not say whether a message it will not show you exists)."""
 
     default_code = grpc.StatusCode.NOT_FOUND
 
@@ -154,14 +182,19 @@ class RateLimitedError(NotifyError):
 
 
 class UnavailableError(NotifyError):
-    """The gateway or the vendor could not be reached, or kept failing, after the retries allowed."""
+    """The gateway or the vendor could not be reached, or kept failing, after the retries allowed.
+
+    For a Send, ``message_state`` tells the two cases apart: None or FAILED, nothing was delivered;
+    ``pb.MESSAGE_STATE_UNKNOWN``, the vendor may have delivered it (``message_id`` finds it).
+    """
 
     default_code = grpc.StatusCode.UNAVAILABLE
 
 
 class DeadlineExceededError(NotifyError):
     """The call's deadline passed. A Send may still have been delivered: retry it with the same
-    ``idempotency_key`` (on the error) to be sure it is delivered once."""
+    ``idempotency_key`` (on the error) to learn its outcome without delivering it twice. A watch
+    raises it when its deadline comes before the message reaches a final state."""
 
     default_code = grpc.StatusCode.DEADLINE_EXCEEDED
 

@@ -1,7 +1,9 @@
 """When a failed call is worth another attempt, and how long to wait first.
 
 Only failures that say "try again" are retried: UNAVAILABLE (the gateway or the vendor was down or
-busy; nothing was delivered, or the idempotency key makes a repeat harmless), RESOURCE_EXHAUSTED
+busy; nothing was delivered, or the idempotency key makes a repeat harmless: a Send whose outcome
+was ambiguous is answered with its record's state, MESSAGE_STATE_UNKNOWN, not sent again; reads
+are safe to repeat anyway), RESOURCE_EXHAUSTED
 (after the delay the server's RetryInfo asks for, never sooner) and ABORTED for an idempotency
 key still in flight. Everything else is the caller's to fix and is raised at once. Attempts and
 total time are both bounded, so a retry loop can never outlive what the caller budgeted: a server
@@ -28,11 +30,11 @@ _IN_FLIGHT = "IDEMPOTENCY_KEY_IN_PROGRESS"
 class RetryEvent:
     """Passed to ``RetryPolicy.on_retry`` before each retry (for logs and metrics)."""
 
-    method: str  # "Send", "Recall" or "UploadMedia"
+    method: str  # "Send", "Recall", "UploadMedia", "GetMessage", "ListMessages" or "WatchMessage"
     attempt: int  # the attempt that failed, from 1
     delay: float  # seconds the client now waits
     error: NotifyError  # why
-    idempotency_key: str | None  # the key every attempt of this Send carries
+    idempotency_key: str | None  # the key every attempt of this Send carries (None for other calls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -20,17 +21,24 @@ from notify_client._common import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TIMEOUT,
     DEFAULT_UPLOAD_TIMEOUT,
+    DEFAULT_WATCH_TIMEOUT,
+    GET_MESSAGE,
+    LIST_MESSAGES,
     RECALL,
     SEND,
     UPLOAD_MEDIA,
+    WATCH_MESSAGE,
     ImageSource,
     PathLike,
+    WatchProgress,
     card_message,
     connection,
     file_parts,
     image_message,
+    list_messages_request,
     markdown_message,
     media_info,
+    next_page,
     read_image,
     send_request,
     text_message,
@@ -59,6 +67,7 @@ class NotifyClient:
         server_hostname: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
+        watch_timeout: float = DEFAULT_WATCH_TIMEOUT,
         retry: RetryPolicy | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         channel_options: Mapping[str, Any] | None = None,
@@ -80,6 +89,7 @@ class NotifyClient:
         self._metadata = conn.metadata
         self.timeout = timeout
         self.upload_timeout = upload_timeout
+        self.watch_timeout = watch_timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.chunk_size = chunk_size
         self._send = self._channel.unary_unary(
@@ -97,6 +107,21 @@ class NotifyClient:
             request_serializer=pb.UploadMediaRequest.SerializeToString,
             response_deserializer=pb.UploadMediaResponse.FromString,
         )
+        self._get = self._channel.unary_unary(
+            GET_MESSAGE,
+            request_serializer=pb.GetMessageRequest.SerializeToString,
+            response_deserializer=pb.GetMessageResponse.FromString,
+        )
+        self._list = self._channel.unary_unary(
+            LIST_MESSAGES,
+            request_serializer=pb.ListMessagesRequest.SerializeToString,
+            response_deserializer=pb.ListMessagesResponse.FromString,
+        )
+        self._watch = self._channel.unary_stream(
+            WATCH_MESSAGE,
+            request_serializer=pb.WatchMessageRequest.SerializeToString,
+            response_deserializer=pb.WatchMessageResponse.FromString,
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -112,7 +137,11 @@ class NotifyClient:
     # -- raw calls -------------------------------------------------------------------------------
 
     def send(self, request: pb.SendRequest, *, timeout: float | None = None) -> pb.SendResponse:
-        """Sends one message, retried under one idempotency key (see AsyncNotifyClient.send)."""
+        """Sends one message, retried under one idempotency key (see AsyncNotifyClient.send).
+
+        A response with ``state == pb.MESSAGE_STATE_UNKNOWN`` (and ``duplicate=True``, after a
+        retry) means the vendor may have delivered it and the gateway will not send it again.
+        """
         keyed = with_idempotency_key(request)
         deadline = timeout or self.timeout
         try:
@@ -152,6 +181,105 @@ class NotifyClient:
             )
         except grpc.RpcError as exc:
             raise error_from_rpc_error(exc) from exc
+
+    # -- message records ---------------------------------------------------------------------------
+
+    def get_message(self, message_id: str, *, timeout: float | None = None) -> pb.MessageRecord:
+        """What the gateway knows of one message; see AsyncNotifyClient.get_message."""
+        request = pb.GetMessageRequest(message_id=message_id)
+        deadline = timeout or self.timeout
+        response = self._with_retries(
+            "GetMessage",
+            lambda: cast(
+                pb.GetMessageResponse, self._get(request, timeout=deadline, metadata=self._metadata)
+            ),
+            None,
+        )
+        return response.message
+
+    def list_messages(
+        self,
+        *,
+        account: str | None = None,
+        states: Iterable[pb.MessageState.ValueType | str] = (),
+        labels: Mapping[str, str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.ListMessagesResponse:
+        """One page of the tenant's messages, newest first; see AsyncNotifyClient.list_messages."""
+        request = list_messages_request(
+            account=account,
+            states=states,
+            labels=labels,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._list_page(request, timeout)
+
+    def iter_messages(
+        self,
+        *,
+        account: str | None = None,
+        states: Iterable[pb.MessageState.ValueType | str] = (),
+        labels: Mapping[str, str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[pb.MessageRecord]:
+        """Every matching message, newest first, fetching pages as the iteration reaches them."""
+        request: pb.ListMessagesRequest | None = list_messages_request(
+            account=account,
+            states=states,
+            labels=labels,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=None,
+        )
+        while request is not None:
+            page = self._list_page(request, timeout)
+            yield from page.messages
+            request = next_page(request, page)
+
+    def watch_message(self, message_id: str, *, timeout: float | None = None) -> Iterator[pb.MessageRecord]:
+        """The message's record now and at each change, until a final state or ``timeout``.
+
+        As AsyncNotifyClient.watch_message: the loop ends after the final record, a deadline that
+        passes first raises DeadlineExceededError, broken streams are reopened per the RetryPolicy.
+        Leaving the loop early and closing the generator (``contextlib.closing``) cancels the call.
+        """
+        request = pb.WatchMessageRequest(message_id=message_id)
+        progress = WatchProgress.start(self.retry, timeout or self.watch_timeout)
+        while True:
+            remaining = progress.remaining()
+            if remaining <= 0:
+                raise progress.timed_out()
+            call = self._watch(request, timeout=remaining, metadata=self._metadata)
+            cause: BaseException | None = None
+            try:
+                for response in call:
+                    record = cast(pb.WatchMessageResponse, response).message
+                    if progress.fresh(record):
+                        yield record
+                    if record.final:
+                        return
+                error = progress.ended_early()
+            except grpc.RpcError as exc:
+                error, cause = error_from_rpc_error(exc), exc
+            finally:
+                call.cancel()
+            if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise progress.timed_out() from cause
+            delay = progress.delay_after(error)
+            if delay is None:
+                raise error from cause
+            time.sleep(delay)
 
     # -- typed helpers -----------------------------------------------------------------------------
 
@@ -287,6 +415,16 @@ class NotifyClient:
         )
 
     # -- machinery ---------------------------------------------------------------------------------
+
+    def _list_page(self, request: pb.ListMessagesRequest, timeout: float | None) -> pb.ListMessagesResponse:
+        deadline = timeout or self.timeout
+        return self._with_retries(
+            "ListMessages",
+            lambda: cast(
+                pb.ListMessagesResponse, self._list(request, timeout=deadline, metadata=self._metadata)
+            ),
+            None,
+        )
 
     def _with_retries(self, method: str, attempt: Callable[[], T], idempotency_key: str | None) -> T:
         started = time.monotonic()
