@@ -131,7 +131,7 @@ class Aborted(GatewayError):
 
 
 class VendorOutcome(enum.Enum):
-    """What a vendor's non-zero errcode means for the gateway (vendor-apis.md, "adapter action")."""
+    """What a vendor's non-zero errcode means for the gateway (docs/vendors.md, the error tables)."""
 
     RETRY = "retry"  # busy: retry with backoff
     TOKEN_INVALID = "token_invalid"  # drop the token, fetch a new one, retry once

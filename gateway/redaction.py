@@ -1,7 +1,7 @@
 """Keeps credentials out of everything the gateway writes: logs, errors, spans.
 
 Two nets: the exact secret values from the config (whatever field they sit in), and the query
-parameters that carry credentials in vendor URLs (vendor-apis.md: access_token, key, sign...).
+parameters that carry credentials in vendor URLs (docs/vendors.md: access_token, key, sign...).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 
 MASK = "***"
-#: Query parameters that carry credentials in vendor URLs (vendor-apis.md A-D).
+#: Query parameters that carry credentials in vendor URLs (docs/vendors.md, all four channels).
 CREDENTIAL_PARAMS = frozenset(
     {"access_token", "key", "sign", "timestamp", "corpsecret", "appsecret", "secret"}
 )

@@ -27,6 +27,7 @@ class CallContext(Generic[RequestT]):
     outgoing: Outgoing | None = None  # set by check_message
     record: StoredRecord | None = None  # the message's record: the Send's own (record_message) or looked up
     resend: StoredRecord | None = None  # an UNKNOWN message this Send may deliver again (deduplicate)
+    settled: bool = False  # the Send's outcome is written (or being written) to its record
     attributes: dict[str, Any] = field(default_factory=dict)  # for steps that add their own facts
     span: trace.Span = field(default_factory=trace.get_current_span)  # the RPC's server span
 

@@ -165,7 +165,7 @@ class ChannelAdapter(ABC):
                 VendorOutcome.UNKNOWN, 0, "gettoken answered errcode 0 without an access_token"
             )
         try:
-            # expires_in: "assume 7200 when absent" (vendor-apis.md A).
+            # expires_in: 7200 when the answer has none (docs/vendors.md, WeCom application messages).
             expires_in = float(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
         except (TypeError, ValueError):
             expires_in = DEFAULT_TOKEN_LIFETIME

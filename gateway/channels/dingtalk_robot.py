@@ -1,4 +1,4 @@
-"""DingTalk custom group robot (vendor-apis.md section C).
+"""DingTalk custom group robot (docs/vendors.md, DingTalk group robot).
 
 The robot's access_token is a fixed credential; with a signing secret every call carries
 ``timestamp`` and ``sign`` (HMAC-SHA256 of "timestamp\\nsecret"). ``msgUuid`` makes the vendor
@@ -171,7 +171,7 @@ class DingTalkRobot(ChannelAdapter):
 
     def classify(self, errcode: int, answer: dict[str, Any]) -> VendorOutcome:  # type: ignore[override]
         if errcode == _SECURITY_REJECTED:
-            # One code for four security checks; errmsg says which (vendor-apis.md C).
+            # One code for four security checks; errmsg says which (docs/vendors.md, DingTalk group robot).
             errmsg = str(answer.get("errmsg", "")).lower()
             if "ip" in errmsg.split() or "whitelist" in errmsg:
                 return VendorOutcome.PERMISSION
@@ -198,7 +198,8 @@ def _has_mentions(recipients: pb.Recipients) -> bool:
 
 
 def _with_mentions(content: str, recipients: pb.Recipients) -> str:
-    """Appends the @tokens DingTalk needs in the text to really ping someone (vendor-apis.md C)."""
+    """Appends the @tokens DingTalk needs in the text to really ping someone
+    (docs/vendors.md, DingTalk group robot)."""
     missing = [f"@{who}" for who in (*recipients.mobiles, *recipients.user_ids) if f"@{who}" not in content]
     return f"{content} {' '.join(missing)}" if missing else content
 

@@ -165,7 +165,8 @@ class DingTalkWork(ChannelAdapter):
 
     async def upload(self, media: MediaUpload, *, deadline: float | None) -> UploadedMedia:
         answer = await self.upload_file("/media/upload", {}, media, with_token=True, deadline=deadline)
-        # The answer's shape is uncertain (vendor-apis.md D): accept either spelling of the id.
+        # The answer's shape is uncertain (docs/vendors.md, DingTalk work notifications): accept
+        # either spelling of the id.
         media_id = answer.get("media_id") or answer.get("mediaId")
         if not media_id:
             raise self.vendor_error(VendorOutcome.UNKNOWN, 0, "upload answered without a media_id")

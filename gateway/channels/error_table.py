@@ -10,7 +10,8 @@ from gateway.errors import VendorOutcome
 
 @dataclass(frozen=True)
 class ErrorTable:
-    """A vendor's errcodes and what each means (vendor-apis.md); codes not listed are UNKNOWN."""
+    """A vendor's errcodes and what each means (docs/vendors.md, each channel's error codes); codes
+    not listed are UNKNOWN."""
 
     codes: Mapping[int, VendorOutcome]
     rate_limit_retry_after: float = 60.0

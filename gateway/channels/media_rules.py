@@ -1,4 +1,5 @@
-"""What each vendor accepts as media, per type: size limits and formats (vendor-apis.md A, B, D).
+"""What each vendor accepts as media, per type: size limits and formats (docs/vendors.md, Media
+under WeCom application messages, WeCom group robot and DingTalk work notifications).
 
 A rule is checked twice: the declared info (filename, content type, size) before any byte is
 read, and the running size while chunks stream in, so an oversized upload stops at the limit.

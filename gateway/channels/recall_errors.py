@@ -1,7 +1,8 @@
 """The vendors' refusal of a recall past its 24-hour window, told apart from other refusals.
 
-vendor-apis.md gives no dedicated errcode for it; the answer says so in errmsg. The gateway
-checks the window from its own records first, so this is the fallback when clocks disagree.
+The vendors give no dedicated errcode for it (docs/vendors.md, WeCom application messages and
+DingTalk work notifications); the answer says so in errmsg. The gateway checks the window from
+its own records first, so this is the fallback when clocks disagree.
 """
 
 from __future__ import annotations

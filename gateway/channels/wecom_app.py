@@ -1,4 +1,4 @@
-"""WeCom application messages (vendor-apis.md section A).
+"""WeCom application messages (docs/vendors.md, WeCom application messages).
 
 Calls carry an access token from ``/cgi-bin/gettoken`` (corpid + corpsecret), kept by the shared
 TokenManager. Recipients are ``|``-joined ids or ``@all``; a send that reaches some recipients and

@@ -1,4 +1,4 @@
-"""WeCom group robot (vendor-apis.md section B).
+"""WeCom group robot (docs/vendors.md, WeCom group robot).
 
 The webhook key is the whole credential (no access token). Images travel inline as base64 plus
 the md5 of the raw bytes; files and voice need a media_id from the robot's own upload.
@@ -57,7 +57,8 @@ class WeComRobot(ChannelAdapter):
             44004: VendorOutcome.INVALID_REQUEST,
             45002: VendorOutcome.INVALID_REQUEST,
             45008: VendorOutcome.INVALID_REQUEST,
-            # upload_media: bad type, bad size, too large (vendor-apis.md A, B)
+            # upload_media: bad type, bad size, too large
+            # (docs/vendors.md, WeCom application messages and WeCom group robot)
             40004: VendorOutcome.INVALID_REQUEST,
             40006: VendorOutcome.INVALID_REQUEST,
             40011: VendorOutcome.INVALID_REQUEST,
@@ -193,7 +194,7 @@ def _image(image: pb.Image) -> tuple[list[Violation], dict[str, str]]:
         violations.append(
             Violation("message.image.data", f"is not a JPG or PNG image; {VENDOR} takes only those")
         )
-    # md5 of the raw bytes, base64 of the same bytes (vendor-apis.md B).
+    # md5 of the raw bytes, base64 of the same bytes (docs/vendors.md, WeCom group robot).
     return violations, {"base64": base64.b64encode(data).decode(), "md5": hashlib.md5(data).hexdigest()}
 
 

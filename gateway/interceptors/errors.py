@@ -15,13 +15,15 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 
-from gateway.errors import GatewayError, VendorError
+from gateway.errors import DeadlineExceeded, GatewayError, VendorError
+from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.tracing import mark_span_failed
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.redaction import redact
 
 log = logging.getLogger("gateway.errors")
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def status_of(error: GatewayError) -> status_pb2.Status:
@@ -41,6 +43,17 @@ class ErrorInterceptor(HandlerWrapper):
         try:
             return await invoke(request, context)
         except GatewayError as error:
+            if (
+                error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED
+                and cancelled_code(context) == _DEADLINE
+            ):
+                # The caller has stopped waiting: what it sees, and what logs and metrics record, is
+                # its deadline, whatever else went wrong on the way (a vendor timeout cut short by it).
+                error = DeadlineExceeded(
+                    f"the call's deadline passed: {error.message}",
+                    reason=error.reason,
+                    metadata=error.metadata,
+                )
             status = status_of(error)
             mark_span_failed(error.status_code, status.message, _span_attributes(error))
             await context.abort(

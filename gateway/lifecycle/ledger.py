@@ -41,6 +41,9 @@ class Ledger:
         self._watch_poll = watch_poll  # how often a watch re-reads a record another replica may change
         self._changed: dict[str, asyncio.Event] = {}  # message_id -> set when this process changes it
         self._settling: set[asyncio.Task[StoredRecord]] = set()
+        self._working = 0  # Sends holding a record: shutdown waits for them to write their outcome
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -143,15 +146,24 @@ class Ledger:
                     )
 
         task = asyncio.create_task(heartbeat())
+        self._working += 1
+        self._idle.clear()
         try:
             yield
         finally:
             task.cancel()
+            self._working -= 1
+            if not self._working:
+                self._idle.set()
 
     async def drain(self, timeout: float) -> None:
-        """Waits for the last writes of cancelled Sends, before the store closes."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=timeout)
+        """Waits, before the store closes, until every Send has written its outcome: grpc's stop
+        returns once it has cancelled the calls, before their handlers have recorded anything."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+                while self._settling:
+                    await asyncio.wait(set(self._settling))
 
     def _notify(self, message_id: str) -> None:
         event = self._changed.get(message_id)

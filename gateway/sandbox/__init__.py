@@ -1,6 +1,6 @@
 """Vendor emulators over real HTTP, so the gateway runs end to end without real credentials.
 
-Emulates the four vendor channels as vendor-apis.md describes them: the WeCom and DingTalk group
+Emulates the four vendor channels as docs/vendors.md describes them: the WeCom and DingTalk group
 robots (validation with the vendor's errcodes, signatures, rate limits, throttles, robot media)
 and the WeCom application and DingTalk work-notification apps (access tokens that expire and can
 be revoked, directories with invalid recipients, media upload, recall). It records what arrived

@@ -2,7 +2,7 @@
 
 Robot credentials travel in the query (`?key=`, `?access_token=`, `&sign=`), and aiohttp's
 default access log line includes the full request target, so it would write them to the log
-(vendor-apis.md: a credential must never appear in a log line).
+(docs/vendors.md: a credential must never appear in a log line).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Access tokens as the app vendors issue them: random, reused while valid, expiring, revocable.
 
-vendor-apis.md A and D: gettoken answers `{access_token, expires_in: 7200}`, and asking again
-while the token is valid returns the same token. Tests break tokens on purpose (expire, revoke)
-to drive the gateway's "drop the token, fetch a new one, retry once" path.
+docs/vendors.md, WeCom application messages and DingTalk work notifications: gettoken answers
+`{access_token, expires_in: 7200}`, and asking again while the token is valid returns the same
+token. Tests break tokens on purpose (expire, revoke) to drive the gateway's "drop the token,
+fetch a new one, retry once" path.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The vendor applications that exist in the sandbox, with the state their vendor keeps per app.
 
-A WeCom application (vendor-apis.md A) and a DingTalk work-notification app (D): credentials,
-the directory the app can see (which recipients are valid), uploaded media, sent messages (for
-recall and send results) and rate windows.
+A WeCom application (docs/vendors.md, WeCom application messages) and a DingTalk
+work-notification app (DingTalk work notifications): credentials, the directory the app can see
+(which recipients are valid), uploaded media, sent messages (for recall and send results) and
+rate windows.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from gateway.sandbox.access_tokens import TokenBook
 from gateway.sandbox.media import MediaShelf
 from gateway.sandbox.rate import SlidingWindowLimit
 
-# vendor-apis.md A: "media_id is valid 3 days".
+# docs/vendors.md, WeCom application messages: a media_id lasts three days.
 WECOM_MEDIA_LIFETIME: Final = 3 * 24 * 3600.0
-# vendor-apis.md A: "Per app per member: 30 messages a minute".
+# docs/vendors.md, WeCom application messages: 30 messages a minute per member and app.
 WECOM_MESSAGES_PER_MEMBER_MINUTE: Final = 30
-# vendor-apis.md D: "5000 recipients a minute".
+# docs/vendors.md, DingTalk work notifications: 5000 recipients a minute.
 DINGTALK_RECIPIENTS_PER_MINUTE: Final = 5000
-# vendor-apis.md A and D: recall "only within 24 hours".
+# docs/vendors.md, WeCom application messages and DingTalk work notifications: recall within 24 hours.
 RECALL_WINDOW: Final = 24 * 3600.0
 
 
@@ -54,7 +55,7 @@ class WecomApp:
     """A WeCom application: credentials, directory, media and traffic.
 
     Directory ids are kept lower-cased: WeCom user ids are case-insensitive, and it reports
-    invalid ones lower-cased (vendor-apis.md A).
+    invalid ones lower-cased (docs/vendors.md, WeCom application messages).
     """
 
     name: str

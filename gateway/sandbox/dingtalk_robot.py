@@ -1,4 +1,4 @@
-"""Emulates the DingTalk custom group robot webhook (vendor-apis.md C).
+"""Emulates the DingTalk custom group robot webhook (docs/vendors.md, DingTalk group robot).
 
 `POST /robot/send?access_token=TOKEN[&timestamp=MS&sign=SIG]` with a JSON message. The checks
 run in the order a caller can fix them: credential, robot state, security (signature), throttle,

@@ -1,4 +1,5 @@
-"""Checks a DingTalk custom robot message body the way the vendor does (vendor-apis.md C).
+"""Checks a DingTalk custom robot message body the way the vendor does
+(docs/vendors.md, DingTalk group robot).
 
 Data-driven: one check per msgtype in `_CHECKS`. Missing fields answer 40035 naming the field
 ("缺少参数 <field>", the vendor's wording), so an adapter bug is obvious from the errmsg.

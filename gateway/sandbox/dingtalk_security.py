@@ -1,4 +1,4 @@
-"""A DingTalk custom robot's security settings: signing and keywords (vendor-apis.md C).
+"""A DingTalk custom robot's security settings: signing and keywords (docs/vendors.md, DingTalk group robot).
 
 Both failures answer 310000 with an errmsg saying which check failed, as the vendor does.
 (The third setting, an IP whitelist, is not emulated: every caller is on loopback.)

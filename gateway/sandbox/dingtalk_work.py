@@ -1,4 +1,4 @@
-"""Emulates the DingTalk work-notification API (vendor-apis.md D).
+"""Emulates the DingTalk work-notification API (docs/vendors.md, DingTalk work notifications).
 
 `GET /gettoken?appkey=&appsecret=` issues access tokens; every other call carries
 `?access_token=`: the send (`asyncsend_v2`), `POST /media/upload?type=`, and the task calls in
@@ -26,7 +26,7 @@ from gateway.sandbox.recording import GETTOKEN, UPLOAD
 from gateway.sandbox.state import SandboxState
 
 USER_LIMIT: Final = 5000
-"""vendor-apis.md D: "Up to 5000 users per call"."""
+"""docs/vendors.md, DingTalk work notifications: up to 5000 users per call."""
 
 
 def routes(state: SandboxState) -> list[web.RouteDef]:

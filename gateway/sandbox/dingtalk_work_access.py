@@ -1,8 +1,8 @@
 """What every DingTalk work-notification call but gettoken shares: token, agent_id, recording.
 
-Token answers (vendor-apis.md D, E): a missing, unknown or revoked token answers errcode 88 with
-sub_code "40014" (the vendor's newer form); a token revoked with `legacy=True` answers plain
-40014; an expired one 42001.
+Token answers (docs/vendors.md, DingTalk work notifications and Access tokens): a missing,
+unknown or revoked token answers errcode 88 with sub_code "40014" (the vendor's newer form); a
+token revoked with `legacy=True` answers plain 40014; an expired one 42001.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Checks a DingTalk work-notification `msg` the way the vendor does (vendor-apis.md D).
+"""Checks a DingTalk work-notification `msg` the way the vendor does
+(docs/vendors.md, DingTalk work notifications).
 
 Data-driven: one check per msgtype in `_CHECKS`. A missing field answers 40035 naming it
 ("缺少参数 <field>", the vendor's wording), a malformed one 40035 "参数错误 <field>"; unknown
@@ -18,7 +19,7 @@ from gateway.sandbox.media_formats import MB
 
 MSG_MAX_BYTES: Final = 2048
 FILE_MESSAGE_MAX_BYTES: Final = 10 * MB
-"""vendor-apis.md D: "file {media_id} (file <=10 MB)", though the upload takes 20 MB."""
+"""docs/vendors.md, DingTalk work notifications: a file message takes 10 MB, though the upload takes 20 MB."""
 VOICE_MAX_SECONDS: Final = 60
 BUTTON_ORIENTATIONS: Final = frozenset({"0", "1"})
 

@@ -1,4 +1,5 @@
-"""A DingTalk work-notification task after the send: progress, result and recall (vendor-apis.md D).
+"""A DingTalk work-notification task after the send: progress, result and recall
+(docs/vendors.md, DingTalk work notifications).
 
 The sandbox delivers at once, so progress is always done (100 %, status 2) and the result lists
 every valid recipient as unread. Where the doc gives no code, recall answers 40035 with an

@@ -26,8 +26,9 @@ class MediaRecord:
 class MediaShelf:
     """The media one robot or app uploaded, by media_id.
 
-    `lifetime` is how long a media_id stays usable (WeCom: 3 days, vendor-apis.md A and B);
-    None means forever (DingTalk: "media_id does not expire", D).
+    `lifetime` is how long a media_id stays usable: 3 days on WeCom (docs/vendors.md,
+    WeCom application messages and WeCom group robot); None means forever, as on DingTalk
+    (DingTalk work notifications: a media_id never expires).
     """
 
     def __init__(self, lifetime: float | None, id_prefix: str = "") -> None:

@@ -1,7 +1,8 @@
 """What each vendor's media upload accepts per type: a size limit and a format check.
 
 Formats are told by content (magic bytes), as the vendors do, except DingTalk files, which the
-vendor lists by extension (vendor-apis.md D). Declared as data, one table per upload endpoint.
+vendor lists by extension (docs/vendors.md, DingTalk work notifications). Declared as data, one
+table per upload endpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Final
 
 MB: Final = 1024 * 1024
 MIN_BYTES: Final = 5
-"""vendor-apis.md A, B: "every file larger than 5 bytes"; applied to DingTalk too."""
+"""docs/vendors.md, WeCom application messages and WeCom group robot: every file more than 5 bytes;
+applied to DingTalk too."""
 
 Accepts = Callable[[bytes, str], bool]
 """(the uploaded bytes, the part's filename) -> whether the format is one the type takes."""
@@ -68,7 +70,7 @@ _GIF: Final = _magic(b"GIF87a", b"GIF89a")
 _BMP: Final = _magic(b"BM")
 _AMR: Final = _magic(b"#!AMR")
 
-# vendor-apis.md A
+# docs/vendors.md, WeCom application messages
 WECOM_APP_MEDIA: Final[dict[str, MediaRule]] = {
     "image": MediaRule(10 * MB, "jpg, png", _any_of(_JPEG, _PNG)),
     "voice": MediaRule(2 * MB, "amr", _AMR),
@@ -76,13 +78,13 @@ WECOM_APP_MEDIA: Final[dict[str, MediaRule]] = {
     "file": MediaRule(20 * MB, "any", _anything),
 }
 
-# vendor-apis.md B: the robot uploads only files and voice.
+# docs/vendors.md, WeCom group robot: the robot uploads only files and voice.
 WECOM_ROBOT_MEDIA: Final[dict[str, MediaRule]] = {
     "file": WECOM_APP_MEDIA["file"],
     "voice": WECOM_APP_MEDIA["voice"],
 }
 
-# vendor-apis.md D
+# docs/vendors.md, DingTalk work notifications
 DINGTALK_WORK_MEDIA: Final[dict[str, MediaRule]] = {
     "image": MediaRule(20 * MB, "jpg, gif, png, bmp", _any_of(_JPEG, _GIF, _PNG, _BMP)),
     "voice": MediaRule(2 * MB, "amr, mp3, wav", _any_of(_AMR, _mp3, _wav)),

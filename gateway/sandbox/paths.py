@@ -14,17 +14,17 @@ from gateway.sandbox.channels import DINGTALK_ROBOT, DINGTALK_WORK, WECOM_APP, W
 PREFIX: Final = "/_sandbox"
 """The sandbox's own API (inspection); no vendor path starts with it."""
 
-# vendor-apis.md B
+# docs/vendors.md, WeCom group robot
 WECOM_ROBOT_SEND: Final = "/cgi-bin/webhook/send"
 WECOM_ROBOT_UPLOAD: Final = "/cgi-bin/webhook/upload_media"
-# vendor-apis.md C
+# docs/vendors.md, DingTalk group robot
 DINGTALK_ROBOT_SEND: Final = "/robot/send"
-# vendor-apis.md A
+# docs/vendors.md, WeCom application messages
 WECOM_GETTOKEN: Final = "/cgi-bin/gettoken"
 WECOM_APP_SEND: Final = "/cgi-bin/message/send"
 WECOM_APP_RECALL: Final = "/cgi-bin/message/recall"
 WECOM_APP_UPLOAD: Final = "/cgi-bin/media/upload"
-# vendor-apis.md D
+# docs/vendors.md, DingTalk work notifications
 DINGTALK_GETTOKEN: Final = "/gettoken"
 DINGTALK_WORK_SEND: Final = "/topapi/message/corpconversation/asyncsend_v2"
 DINGTALK_WORK_PROGRESS: Final = "/topapi/message/corpconversation/getsendprogress"

@@ -8,11 +8,12 @@ from collections import deque
 class SlidingWindowLimit:
     """At most `limit` events in any `window` seconds.
 
-    Both robot vendors document "20 messages a minute per robot" (vendor-apis.md B and C) without
-    saying whether the minute is fixed or sliding; a sliding window is the stricter reading, so a
-    gateway that passes against the sandbox also passes against either real behaviour. The app
-    channels' limits (30 a minute per WeCom member, 5000 DingTalk recipients a minute) are read
-    the same way; `count` lets one call use up several events (one per recipient).
+    Both robot vendors document "20 messages a minute per robot" (docs/vendors.md, WeCom group robot
+    and DingTalk group robot) without saying whether the minute is fixed or sliding; a sliding window
+    is the stricter reading, so a gateway that passes against the sandbox also passes against
+    either real behaviour. The app channels' limits (30 a minute per WeCom member, 5000 DingTalk
+    recipients a minute) are read the same way; `count` lets one call use up several events (one
+    per recipient).
     """
 
     def __init__(self, limit: int, window: float) -> None:

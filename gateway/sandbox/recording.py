@@ -37,7 +37,7 @@ class Received:
     """The JSON body exactly as received; {} when the body was not a JSON object.
 
     One exception: a WeCom app text over 2048 bytes is recorded truncated to 2048 bytes, as the
-    vendor delivers it (vendor-apis.md A: "longer is truncated by the vendor")."""
+    vendor delivers it (docs/vendors.md, WeCom application messages: the vendor cuts longer text)."""
     errcode: int | None
     """The vendor errcode answered; None when an injected fault answered a bare HTTP error, or
     when the connection was dropped before the request was handled."""

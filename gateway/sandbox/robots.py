@@ -9,9 +9,9 @@ from typing import Final, Generic, Protocol, TypeVar
 from gateway.sandbox.media import MediaShelf
 from gateway.sandbox.rate import SlidingWindowLimit
 
-# vendor-apis.md B and C: "20 messages a minute per robot" for both vendors.
+# docs/vendors.md, WeCom group robot and DingTalk group robot: 20 messages a minute per robot.
 ROBOT_MESSAGES_PER_MINUTE: Final = 20
-# vendor-apis.md B: robot media "valid 3 days, usable only by the same robot".
+# docs/vendors.md, WeCom group robot: robot media lasts three days and only its own robot can use it.
 WECOM_ROBOT_MEDIA_LIFETIME: Final = 3 * 24 * 3600.0
 
 

@@ -24,7 +24,8 @@ from gateway.sandbox.robots import DingtalkRobot, RobotBook, WecomRobot
 _Book = RobotBook[Any] | AppBook[Any]
 
 DEFAULT_TOKEN_LIFETIME: Final = 7200.0
-"""vendor-apis.md A and D: gettoken answers expires_in 7200."""
+"""gettoken answers expires_in 7200 (docs/vendors.md, WeCom application messages and
+DingTalk work notifications)."""
 _EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 
 
@@ -46,7 +47,7 @@ class SandboxState:
         self._journal = Journal()
         self._token_lifetime = DEFAULT_TOKEN_LIFETIME
 
-    # -- WeCom group robots (vendor-apis.md B) ------------------------------------------------
+    # -- WeCom group robots (docs/vendors.md, WeCom group robot) ------------------------------
 
     def add_wecom_robot(self, name: str, key: str) -> None:
         """Create a robot whose webhook is `.../cgi-bin/webhook/send?key=<key>`."""
@@ -66,7 +67,7 @@ class SandboxState:
         placeholder = MediaRecord("", "", 0, _EMPTY_SHA256, "application/octet-stream", self.clock.now())
         self.wecom_robots.get(name).media.put(media_id, placeholder)
 
-    # -- DingTalk custom group robots (vendor-apis.md C) --------------------------------------
+    # -- DingTalk custom group robots (docs/vendors.md, DingTalk group robot) -----------------
 
     def add_dingtalk_robot(
         self,
@@ -94,7 +95,7 @@ class SandboxState:
         """Undo `disable_dingtalk_robot`."""
         self.dingtalk_robots.get(name).disabled = False
 
-    # -- applications (vendor-apis.md A and D) -------------------------------------------------
+    # -- applications (docs/vendors.md, WeCom application messages and DingTalk work notifications) --
 
     def add_wecom_app(
         self,

@@ -1,4 +1,4 @@
-"""Emulates the WeCom application message API (vendor-apis.md A).
+"""Emulates the WeCom application message API (docs/vendors.md, WeCom application messages).
 
 `GET /cgi-bin/gettoken?corpid=&corpsecret=` issues access tokens; every other call carries
 `?access_token=`: `POST /cgi-bin/message/send`, `POST /cgi-bin/message/recall` and
@@ -143,7 +143,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
             now = state.clock.now()
             record = await receive_media(request, call, WECOM_APP_MEDIA, now)
             media_id = app.media.add(record)
-            # created_at is a unix-seconds *string* (vendor-apis.md A).
+            # created_at is a unix-seconds *string* (docs/vendors.md, WeCom application messages).
             fields = {"type": record.type, "media_id": media_id, "created_at": str(int(now))}
             return Answer(0, "ok", fields=fields)
 

@@ -1,4 +1,5 @@
-"""Checks a WeCom application message body the way the vendor does (vendor-apis.md A).
+"""Checks a WeCom application message body the way the vendor does
+(docs/vendors.md, WeCom application messages).
 
 Data-driven: one check per msgtype in `_CHECKS`. Codes the doc gives are used as given (44004
 empty text, 45002 too large, 45008 too many articles, 41033 missing description, 40007 unknown
@@ -39,7 +40,8 @@ def check_wecom_app_message(body: dict[str, Any], has_media: MediaCheck) -> dict
     """Raise `Rejection` if the vendor would refuse `body`; return the body as delivered.
 
     The body is returned unchanged except for a text over 2048 bytes, which the vendor accepts
-    and truncates (vendor-apis.md A); the gateway is expected to check the limit itself.
+    and truncates (docs/vendors.md, WeCom application messages); the gateway is expected to
+    check the limit itself.
     """
     msgtype = body.get("msgtype")
     if not isinstance(msgtype, str) or msgtype not in _CHECKS:

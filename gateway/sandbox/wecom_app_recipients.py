@@ -1,4 +1,5 @@
-"""Whom a WeCom application message reaches, judged against the app's directory (vendor-apis.md A).
+"""Whom a WeCom application message reaches, judged against the app's directory
+(docs/vendors.md, WeCom application messages).
 
 touser/toparty/totag are `|`-joined ids. Ids the app cannot see are not an error while someone
 valid remains: the send happens and they come back in invaliduser/invalidparty/invalidtag (users

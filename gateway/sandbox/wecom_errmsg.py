@@ -11,7 +11,8 @@ _MORE_INFO = "https://open.work.weixin.qq.com/devtool/query?e="
 
 
 def wecom_errmsg(errcode: int, text: str, request: web.Request) -> str:
-    """`"<text>, hint: [<id>], from ip: <ip>, more info at ...?e=<code>"` (vendor-apis.md A).
+    """`"<text>, hint: [<id>], from ip: <ip>, more info at ...?e=<code>"`
+    (docs/vendors.md, WeCom application messages).
 
     The caller's IP is the one WeCom reports; the hint is unique per answer, as WeCom's request
     id is, so an adapter must not treat errmsg as a stable key. The text never includes the

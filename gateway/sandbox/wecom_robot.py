@@ -1,4 +1,4 @@
-"""Emulates the WeCom group robot webhook (vendor-apis.md B).
+"""Emulates the WeCom group robot webhook (docs/vendors.md, WeCom group robot).
 
 `POST /cgi-bin/webhook/send?key=KEY` with a JSON message, and
 `POST /cgi-bin/webhook/upload_media?key=KEY&type=file|voice` with a multipart part `media`. The

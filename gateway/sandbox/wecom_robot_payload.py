@@ -1,4 +1,4 @@
-"""Checks a WeCom group robot message body the way the vendor does (vendor-apis.md B).
+"""Checks a WeCom group robot message body the way the vendor does (docs/vendors.md, WeCom group robot).
 
 Data-driven: one check per msgtype in `_CHECKS`, so a new msgtype is one function and one line.
 """
@@ -65,7 +65,7 @@ def _image(part: dict[str, Any], _: MediaCheck) -> None:
         raise Rejection(40009, f"invalid image size, the limit is {IMAGE_MAX_BYTES} bytes")
     if not raw.startswith(_IMAGE_MAGIC):
         raise Rejection(40005, "invalid file type, only jpg and png are accepted")
-    # md5 covers the raw bytes before base64 (vendor-apis.md B).
+    # md5 covers the raw bytes before base64 (docs/vendors.md, WeCom group robot).
     if hashlib.md5(raw, usedforsecurity=False).hexdigest() != md5.lower():
         raise Rejection(40035, "invalid md5: image.md5 is not the md5 of the decoded image")
 

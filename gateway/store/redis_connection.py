@@ -6,7 +6,6 @@ Lua script touches together (an account's token and its lock) sit in one slot.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
@@ -72,48 +71,3 @@ def traced(
         return traced_call
 
     return decorate
-
-
-class BatchedWriter:
-    """Group commit for SETs: those issued while a write is in flight go out together in one
-    pipeline, so under load a Send's record costs a share of one round trip instead of one each.
-    Every caller still waits for its own write, so a record is readable once Send has answered.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._pending: list[tuple[str, str, int, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def set(self, key: str, value: str, px: int) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, value, px, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await done
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            with current_span(
-                "redis PIPELINE SET",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    "db.system": "redis",
-                    "db.operation.name": "SET",
-                    "db.operation.batch.size": len(batch),
-                },
-            ):
-                try:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for key, value, px, _ in batch:
-                            pipe.set(key, value, px=px)
-                        await pipe.execute()
-                except Exception as exc:  # every waiter gets the failure; none hangs
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)

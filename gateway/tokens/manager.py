@@ -5,7 +5,7 @@ on the hot path), else from the store, else fetches: one fetch per account acros
 in-process future) and across replicas (the store's lock), so M requests on N replicas with a
 cold or expired token cause one gettoken call. Tokens are kept for the vendor's expires_in minus a
 safety margin, refreshed in the background before that, and invalidated compare-and-delete when
-the vendor rejects them (vendor-apis.md E).
+the vendor rejects them (docs/vendors.md, Access tokens: when to refresh and retry).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Every message kind of both application channels arrives at the vendor as the JSON it documents
-(vendor-apis.md A and D), and what the vendor answers comes back to the caller as it should."""
+(docs/vendors.md, WeCom application messages and DingTalk work notifications), and what the
+vendor answers comes back to the caller as it should."""
 
 from __future__ import annotations
 

@@ -57,7 +57,9 @@ async def test_dingtalk_text_to_everyone_sets_is_at_all(gateway: Gateway) -> Non
     assert body["at"] == {"atMobiles": [], "atUserIds": [], "isAtAll": True}
 
 
-async def test_dingtalk_msg_uuid_is_the_message_id_never_the_callers_idempotency_key(gateway: Gateway) -> None:
+async def test_dingtalk_msg_uuid_is_the_message_id_never_the_callers_idempotency_key(
+    gateway: Gateway,
+) -> None:
     response = await send(
         gateway, "ops-dingtalk", pb.Message(text=pb.Text(content="x")), idempotency_key="order-42"
     )

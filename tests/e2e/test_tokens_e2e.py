@@ -1,7 +1,7 @@
 """Access tokens as the vendor sees them: fetched once per account however many Sends and replicas
 ask, replaced once when the vendor expires or revokes them, never fetched in a storm when the
 secret is wrong, and served from the hot cache while Redis is down (design.md Tokens,
-vendor-apis.md E)."""
+docs/vendors.md, Access tokens)."""
 
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ async def test_vendor_answers_echoing_app_secrets_never_reach_the_caller(
     assert "invalid credential" in error.error_info.metadata["vendor_errmsg"]
 
 
-# -- every "token invalid" answer (vendor-apis.md E) ------------------------------------------------
+# -- every "token invalid" answer (docs/vendors.md, Access tokens) ----------------------------------
 
 TOKEN_INVALID_ANSWERS = [
     pytest.param(app, errcode, id=f"{app.channel}-{errcode}")

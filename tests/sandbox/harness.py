@@ -65,7 +65,7 @@ class Reply:
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
-    """The vendor's recipe, written from vendor-apis.md independently of the sandbox's code."""
+    """The vendor's recipe, written from docs/vendors.md independently of the sandbox's code."""
     mac = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256)
     return urllib.parse.quote_plus(base64.b64encode(mac.digest()).decode())
 
@@ -149,7 +149,7 @@ class AppClient:
         async with self.session.post(self.base_url + path, params=params, data=form) as response:
             return Reply(response.status, await response.text())
 
-    # -- WeCom application (vendor-apis.md A) ---------------------------------------------------
+    # -- WeCom application (docs/vendors.md, WeCom application messages) ------------------------
 
     async def wecom_gettoken(self, corp_id: str = CORP_ID, secret: str = CORP_SECRET) -> Reply:
         return await self.get("/cgi-bin/gettoken", corpid=corp_id, corpsecret=secret)
@@ -171,7 +171,7 @@ class AppClient:
         params = {"access_token": await self.wecom_token(), "type": media_type}
         return await self.upload("/cgi-bin/media/upload", params, content, filename)
 
-    # -- DingTalk work notification (vendor-apis.md D) ------------------------------------------
+    # -- DingTalk work notification (docs/vendors.md, DingTalk work notifications) --------------
 
     async def ding_gettoken(self, app_key: str = DING_APP_KEY, secret: str = DING_APP_SECRET) -> Reply:
         return await self.get("/gettoken", appkey=app_key, appsecret=secret)

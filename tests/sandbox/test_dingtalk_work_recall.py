@@ -1,4 +1,5 @@
-"""A DingTalk work notification can be recalled once, within 24 hours (vendor-apis.md D)."""
+"""A DingTalk work notification can be recalled once, within 24 hours
+(docs/vendors.md, DingTalk work notifications)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The DingTalk work-notification send and its task calls answer like the vendor (vendor-apis.md D)."""
+"""The DingTalk work-notification send and its task calls answer like the vendor
+(docs/vendors.md, DingTalk work notifications)."""
 
 from __future__ import annotations
 

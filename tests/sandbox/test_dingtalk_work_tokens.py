@@ -1,4 +1,5 @@
-"""DingTalk work-notification access tokens behave like the vendor's (vendor-apis.md D and E)."""
+"""DingTalk work-notification access tokens behave like the vendor's
+(docs/vendors.md, DingTalk work notifications and Access tokens)."""
 
 from __future__ import annotations
 

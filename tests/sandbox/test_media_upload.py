@@ -1,4 +1,5 @@
-"""Media uploads check type, size and format like the vendors (vendor-apis.md A, B, D)."""
+"""Media uploads check type, size and format like the vendors (docs/vendors.md, Media under
+WeCom application messages, WeCom group robot and DingTalk work notifications)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The DingTalk custom robot emulator answers like the vendor (vendor-apis.md C)."""
+"""The DingTalk custom robot emulator answers like the vendor (docs/vendors.md, DingTalk group robot)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WeCom group robot emulator answers like the vendor (vendor-apis.md B)."""
+"""The WeCom group robot emulator answers like the vendor (docs/vendors.md, WeCom group robot)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A WeCom application message can be recalled once, within 24 hours (vendor-apis.md A)."""
+"""A WeCom application message can be recalled once, within 24 hours
+(docs/vendors.md, WeCom application messages)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The WeCom application send validates and answers like the vendor (vendor-apis.md A)."""
+"""The WeCom application send validates and answers like the vendor
+(docs/vendors.md, WeCom application messages)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""WeCom application access tokens behave like the vendor's (vendor-apis.md A and E)."""
+"""WeCom application access tokens behave like the vendor's
+(docs/vendors.md, WeCom application messages and Access tokens)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from gateway.channels.deliveries import Delivery
 from gateway.errors import Aborted, GatewayError
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.reports import DeliveryReports
-from gateway.lifecycle.responses import annotate_error, send_response
+from gateway.lifecycle.responses import send_response
 from gateway.lifecycle.states import FAILED, SENDING, SENT, UNKNOWN, State, advance, state_name
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -43,12 +43,12 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
             delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline, attempts=attempts)
         except BaseException as exc:
             state = UNKNOWN if attempts.ambiguous or resend else FAILED
+            ctx.settled = True  # from here the write runs to its end, even if this call is cancelled
             ctx.record = await ledger.settle(ctx.record, _failed(state, attempts, exc))
-            if isinstance(exc, GatewayError):
-                annotate_error(exc, ctx.record.record)
-            raise
+            raise  # record_message tells the caller the message_id and its state
         awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
         recallable = adapter.recallable and bool(delivery.vendor_message_id)
+        ctx.settled = True
         ctx.record = await ledger.settle(ctx.record, _sent(delivery, attempts, recallable, awaits_report))
         if awaits_report:
             await reports.expect(ctx.message_id)

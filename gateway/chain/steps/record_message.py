@@ -9,6 +9,7 @@ same key may deliver. The Send owns the record under a lease its heartbeat renew
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.errors import Aborted, GatewayError
-from gateway.lifecycle.ledger import Ledger, Mutation
+from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.responses import annotate_error
 from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, advance, timestamp
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -40,10 +41,12 @@ def record_message(ledger: Ledger) -> Step:
             try:
                 return await call_next()
             except BaseException as exc:
-                if ctx.record.owner:  # no vendor call settled it: it never started
-                    ctx.record = await ledger.settle(ctx.record, _not_sent(exc))
-                    if isinstance(exc, GatewayError):
-                        annotate_error(exc, ctx.record.record)
+                if not ctx.settled:  # no vendor call settled it: none started
+                    ctx.settled = True
+                    with contextlib.suppress(LeaseLost):  # resolved by a reader already: nothing to add
+                        ctx.record = await ledger.settle(ctx.record, _not_sent(exc))
+                if isinstance(exc, GatewayError):
+                    annotate_error(exc, ctx.record.record)
                 raise
 
     return record_message
