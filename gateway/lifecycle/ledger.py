@@ -39,7 +39,8 @@ class Ledger:
         self.store = store
         self.lease_seconds = lease_seconds
         self._watch_poll = watch_poll  # how often a watch re-reads a record another replica may change
-        self._changed: dict[str, asyncio.Event] = {}  # message_id -> set when this process changes it
+        # message_id -> (set when this process changes the record, how many watch it)
+        self._changed: dict[str, tuple[asyncio.Event, int]] = {}
         self._settling: set[asyncio.Task[StoredRecord]] = set()
         self._working = 0  # Sends holding a record: shutdown waits for them to write their outcome
         self._idle = asyncio.Event()
@@ -65,25 +66,36 @@ class Ledger:
                 return resolved
         return await self.store.get(message_id)
 
-    async def watch(self, message_id: str, first: StoredRecord) -> AsyncIterator[StoredRecord]:
-        """The record now and after each change, until it is final (the caller's deadline ends it sooner)."""
+    async def watch(
+        self, message_id: str, first: StoredRecord, *, until: float
+    ) -> AsyncIterator[StoredRecord]:
+        """The record now and after each change, until it is final or ``until`` (monotonic) passes.
+
+        A change made by this process wakes the watch at once; one made by another replica is seen
+        at the next poll. The watch ends at ``until`` by itself rather than trusting the transport
+        to cancel it, so a watch whose caller went away never polls on.
+        """
+        event, watchers = self._changed.get(message_id, (asyncio.Event(), 0))
+        self._changed[message_id] = (event, watchers + 1)
         stored: StoredRecord | None = first
         seen = 0
-        event = self._changed.setdefault(message_id, asyncio.Event())
         try:
             while stored is not None:
                 if stored.version != seen:
                     seen = stored.version
                     yield stored
-                if stored.record.final:
+                left = until - time.monotonic()
+                if stored.record.final or left <= 0:
                     return
                 event.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), self._watch_poll)
+                    await asyncio.wait_for(event.wait(), min(self._watch_poll, left))
                 stored = await self.get(message_id)
         finally:
-            if not event.is_set() and self._changed.get(message_id) is event:
-                # Dropped with the last watcher (others re-create it), so the map stays bounded.
+            event, watchers = self._changed[message_id]
+            if watchers > 1:
+                self._changed[message_id] = (event, watchers - 1)
+            else:  # the last watcher gone: the map holds only watched messages
                 del self._changed[message_id]
 
     # -- writing -----------------------------------------------------------------------------
@@ -166,9 +178,9 @@ class Ledger:
                     await asyncio.wait(set(self._settling))
 
     def _notify(self, message_id: str) -> None:
-        event = self._changed.get(message_id)
-        if event is not None:
-            event.set()
+        watched = self._changed.get(message_id)
+        if watched is not None:
+            watched[0].set()
 
 
 def stale(stored: StoredRecord, now: float | None = None) -> bool:
