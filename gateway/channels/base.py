@@ -317,7 +317,8 @@ class ChannelAdapter(ABC):
                 attempts.settle_in_flight("cancelled while waiting for the vendor")
                 raise
             else:
-                if reply.status >= 500 or reply.data is None:
+                answer = _vendor_answer(reply)
+                if answer is None:
                     status = reply.status
                     if status in _NOT_PROCESSED_HTTP or 400 <= status < 500:
                         attempt.settle(REFUSED, f"HTTP {status}", http_status=status)
@@ -332,11 +333,11 @@ class ChannelAdapter(ABC):
                             http_status=reply.status,
                         )
                 else:
-                    errcode = _errcode(reply.data)
+                    errcode = _errcode(answer)
                     if errcode == 0:
                         attempt.settle(ACCEPTED, "accepted", http_status=reply.status)
-                        return reply.data
-                    errmsg = redact(str(reply.data.get("errmsg", "")))
+                        return answer
+                    errmsg = redact(str(answer.get("errmsg", "")))
                     attempt.settle(
                         REFUSED,
                         f"errcode {errcode}",
@@ -344,7 +345,7 @@ class ChannelAdapter(ABC):
                         errcode=errcode,
                         errmsg=errmsg,
                     )
-                    outcome = self.classify(errcode, reply.data)
+                    outcome = self.classify(errcode, answer)
                     if outcome is not VendorOutcome.RETRY or number == tries:
                         raise self.vendor_error(outcome, errcode, errmsg)
             delay = _backoff(number)
@@ -426,6 +427,17 @@ class ChannelAdapter(ABC):
         if left < self.settings.min_attempt_seconds:
             return None
         return min(timeout, left)
+
+
+def _vendor_answer(reply: VendorReply) -> dict[str, Any] | None:
+    """The vendor's JSON answer, or None when the reply is judged by its HTTP status alone: a 5xx,
+    a body that is not JSON, or a 4xx without an errcode (a proxy's or firewall's error page, even
+    in JSON), which is never taken for success."""
+    if reply.data is None or reply.status >= 500:
+        return None
+    if reply.status >= 400 and _errcode(reply.data) == 0:
+        return None
+    return reply.data
 
 
 def _errcode(answer: Mapping[str, Any]) -> int:

@@ -87,9 +87,9 @@ class Ledger:
                 left = until - time.monotonic()
                 if stored.record.final or left <= 0:
                     return
-                event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(self._watch_poll, left))
+                event.clear()  # before the read: a change after it sets the event again
                 stored = await self.get(message_id)
         finally:
             event, watchers = self._changed[message_id]

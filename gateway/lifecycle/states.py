@@ -46,7 +46,7 @@ class IllegalTransition(RuntimeError):
 
 
 def may_follow(current: State, new: State) -> bool:
-    return new in _NEXT[current]
+    return new in _NEXT.get(current, frozenset())
 
 
 def timestamp(at: float) -> Timestamp:

@@ -10,8 +10,8 @@ message ids for ListMessages; message ids are ULIDs, so the index sorts by time 
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -69,17 +69,22 @@ class MemoryRecordStore:
     def __init__(self, retention: float = DEFAULT_RETENTION, max_records: int = 100_000) -> None:
         self._retention = retention
         self._max = max_records
-        self._records: OrderedDict[str, StoredRecord] = OrderedDict()
+        self._records: dict[str, StoredRecord] = {}
+        # Every stored id, sorted: ids are ULIDs, so this is creation order whatever order the
+        # records were written in (a Send may create its record after a later one did).
+        self._ids: list[str] = []
 
     async def put(self, stored: StoredRecord) -> bool:
         current = self._live(stored.message_id)
         if (current.version if current else 0) != stored.version:
             return False
         stored.version += 1
+        if current is None:
+            bisect.insort(self._ids, stored.message_id)
         # A copy, so a caller that goes on changing its object cannot change what is stored.
         self._records[stored.message_id] = stored.copy()
-        while len(self._records) > self._max:
-            self._records.popitem(last=False)
+        while len(self._ids) > self._max:  # full: forget the oldest
+            del self._records[self._ids.pop(0)]
         return True
 
     async def get(self, message_id: str) -> StoredRecord | None:
@@ -97,22 +102,25 @@ class MemoryRecordStore:
         self, tenant: str, before: str | None, not_before: str, limit: int
     ) -> list[StoredRecord]:
         found: list[StoredRecord] = []
-        for message_id in reversed(self._records):
-            if len(found) >= limit or message_id < not_before:
-                break
-            if before is not None and message_id >= before:
-                continue
-            stored = self._live(message_id)
-            if stored is not None and stored.record.tenant == tenant:
+        index = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
+        lowest = bisect.bisect_left(self._ids, not_before)
+        while index > lowest and len(found) < limit:
+            index -= 1
+            stored = self._records[self._ids[index]]
+            if stored.record.tenant == tenant and not self._expired(stored):
                 found.append(stored.copy())
         return found
 
     def _live(self, message_id: str) -> StoredRecord | None:
         stored = self._records.get(message_id)
-        if stored is not None and stored.record.create_time.seconds + self._retention < time.time():
+        if stored is not None and self._expired(stored):
             del self._records[message_id]
+            self._ids.remove(message_id)
             return None
         return stored
+
+    def _expired(self, stored: StoredRecord) -> bool:
+        return stored.record.create_time.seconds + self._retention < time.time()
 
 
 # KEYS[1] record. ARGV: expected version, record bytes, owner, lease (ms), ttl (ms).
@@ -208,7 +216,8 @@ class RedisRecordStore:
                 found = await pipe.execute()
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
-        return [stored for stored in map(_decode, found) if stored is not None]
+        # The tenant check guards against an id in the index whose create was refused.
+        return [s for s in map(_decode, found) if s is not None and s.record.tenant == tenant]
 
 
 def _decode(fields: Mapping[Any, Any]) -> StoredRecord | None:

@@ -395,3 +395,24 @@ async def test_two_tenants_using_one_key_both_deliver_with_distinct_msg_uuids(ga
     delivered = gateway.sandbox.delivered("dingtalk_robot", "ops-dingtalk")
     assert [d.body["msgUuid"] for d in delivered] == [first.message_id, second.message_id]
     assert not any(d.duplicate for d in delivered)
+
+
+async def test_sends_with_deadlines_of_a_few_milliseconds_never_reach_the_vendor(gateway: Gateway) -> None:
+    label = uuid.uuid4().hex[:8]
+
+    async def tiny(n: int) -> None:
+        request = text("team-wecom", f"{label} {n}", labels={"batch": label})
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await gateway.stub.Send(request, metadata=ALPHA, timeout=0.001 * (1 + n % 3))
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    await asyncio.gather(*(tiny(n) for n in range(40)))
+    await asyncio.sleep(0.3)  # anything still running on the gateway's side has ended
+
+    assert gateway.sandbox.delivered("wecom_robot", "team-wecom") == []
+    records = [
+        m for page in await list_all(gateway, pb.ListMessagesRequest(labels={"batch": label})) for m in page
+    ]
+    for message_id in records:  # those that got as far as a record say so, and were not sent
+        record = await get(gateway, message_id)
+        assert record.state == pb.MESSAGE_STATE_FAILED and not record.attempts
