@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.ids import new_message_id
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation, busy, stale
 from gateway.lifecycle.states import (
     ACCEPTED,
@@ -25,12 +24,12 @@ from gateway.lifecycle.states import (
     IllegalTransition,
     State,
     advance,
-    timestamp,
 )
 from gateway.store.records import MemoryRecordStore, RedisRecordStore, StoredRecord
 from gateway.store.redis_connection import close, connect
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import wait_until
+from tests.message_records import accepted_record
 
 LEASE = 30.0
 
@@ -46,19 +45,7 @@ async def ledger(request: pytest.FixtureRequest, redis_url: str, namespace: str)
 
 
 def new_record(tenant: str = "acme") -> pb.MessageRecord:
-    now = timestamp(time.time())
-    record = pb.MessageRecord(
-        message_id=new_message_id(),
-        tenant=tenant,
-        account="team-wecom",
-        channel="wecom_robot",
-        kind="text",
-        state=ACCEPTED,
-        create_time=now,
-        update_time=now,
-    )
-    record.history.add(state=ACCEPTED, time=now, reason="accepted")
-    return record
+    return accepted_record(tenant)
 
 
 def soon() -> float:

@@ -20,6 +20,7 @@ from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, SENT, UNKNOWN, S
 from gateway.store.records import MemoryRecordStore, RedisRecordStore, StoredRecord
 from gateway.store.redis_connection import close, connect
 from generated.notify.v1 import notification_service_pb2 as pb
+from tests.message_records import accepted_record
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -41,19 +42,7 @@ async def add(
     labels: dict[str, str] | None = None,
 ) -> str:
     """Stores a finished message (as a Send leaves it) and returns its id."""
-    now = timestamp(time.time())
-    record = pb.MessageRecord(
-        message_id=new_message_id(),
-        tenant=tenant,
-        account=account,
-        channel="wecom_robot",
-        kind="text",
-        state=ACCEPTED,
-        labels=labels or {},
-        create_time=now,
-        update_time=now,
-    )
-    record.history.add(state=ACCEPTED, time=now, reason="accepted")
+    record = accepted_record(tenant, account=account, labels=labels)
     if state != ACCEPTED:
         advance(record, SENDING if state in (SENT, UNKNOWN) else state, "test")
     if state in (SENT, UNKNOWN):

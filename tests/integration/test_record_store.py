@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from gateway.ids import min_id_at, new_message_id
-from gateway.lifecycle.states import ACCEPTED, timestamp
 from gateway.store.records import (
     DEFAULT_RETENTION,
     MemoryRecordStore,
@@ -20,6 +19,7 @@ from gateway.store.records import (
 )
 from gateway.store.redis_connection import close, connect
 from generated.notify.v1 import notification_service_pb2 as pb
+from tests.message_records import accepted_record
 
 StoreFactory = Callable[..., RecordStore]
 
@@ -47,19 +47,7 @@ def store(make_store: StoreFactory) -> RecordStore:
 
 
 def record(tenant: str = "acme", message_id: str | None = None, created: float | None = None) -> StoredRecord:
-    at = timestamp(time.time() if created is None else created)
-    message = pb.MessageRecord(
-        message_id=message_id or new_message_id(),
-        tenant=tenant,
-        account="team-wecom",
-        channel="wecom_robot",
-        kind="text",
-        state=ACCEPTED,
-        create_time=at,
-        update_time=at,
-    )
-    message.history.add(state=ACCEPTED, time=at, reason="accepted")
-    return StoredRecord(message)
+    return StoredRecord(accepted_record(tenant, message_id=message_id, created=created))
 
 
 async def stored(store: RecordStore, tenant: str = "acme") -> StoredRecord:
