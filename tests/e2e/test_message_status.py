@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from gateway.config import Config, MessageSettings, TenantSettings
 from gateway.sandbox import SandboxServer
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import Gateway, configured, gateway_config, running_gateway, wait_until
+from tests.e2e.test_telemetry import total
 from tests.rich_status import rich_error
 
 KEY_A = "status-key-alpha-5c1e"
@@ -354,8 +356,13 @@ async def test_a_send_whose_deadline_leaves_no_time_for_the_vendor_is_not_sent(g
 
 
 async def test_a_deadline_that_passes_during_the_vendor_call_leaves_the_message_unknown(
-    gateway: Gateway, caplog: pytest.LogCaptureFixture
+    gateway: Gateway, caplog: pytest.LogCaptureFixture, metric_reader: InMemoryMetricReader
 ) -> None:
+    deadline_exceeded = {
+        "rpc.method": "Send",
+        "rpc.grpc.status_code": grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+    }
+    counted_before = total(metric_reader, "notify.rpc.calls", **deadline_exceeded)
     label = uuid.uuid4().hex[:8]
     gateway.sandbox.inject_fault("wecom_robot", "team-wecom", delay=1.0)  # delivered, answered late
     request = text("team-wecom", "slow vendor", labels={"batch": label}, idempotency_key=label)
@@ -372,6 +379,7 @@ async def test_a_deadline_that_passes_during_the_vendor_call_leaves_the_message_
     assert len(gateway.sandbox.delivered("wecom_robot", "team-wecom")) == 1
     line = _access_line(caplog, message_id)
     assert line is not None and line.status == "DEADLINE_EXCEEDED"
+    assert total(metric_reader, "notify.rpc.calls", **deadline_exceeded) - counted_before == 1
 
     retry = await gateway.stub.Send(request, metadata=ALPHA, timeout=5)
     assert (retry.message_id, retry.state, retry.duplicate) == (message_id, pb.MESSAGE_STATE_UNKNOWN, True)

@@ -42,11 +42,12 @@ def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
             return await call_next()
         finally:
             record = ctx.record
-            if record is not None and record.record.state == FAILED:
-                # Nothing reached the vendor: the key is free for a retry to deliver.
+            # No record (the store failed before it was written) or FAILED: nothing reached the
+            # vendor, and the key is free for a retry to deliver.
+            if record is None or record.record.state == FAILED:
                 # If the store is down now, a retry finds the key bound to a FAILED message and takes it.
                 with contextlib.suppress(Unavailable):
-                    await store.release(scope, record.message_id)
+                    await store.release(scope, ctx.message_id)
 
     return deduplicate
 

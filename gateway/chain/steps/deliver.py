@@ -10,16 +10,20 @@ cancelled, and the caller's error carries the message_id and the state it left.
 
 from __future__ import annotations
 
+import logging
+
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.channels.attempts import AttemptLog
 from gateway.channels.deliveries import Delivery
-from gateway.errors import Aborted, GatewayError
+from gateway.errors import Aborted, GatewayError, Unavailable
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.reports import DeliveryReports
 from gateway.lifecycle.responses import send_response
 from gateway.lifecycle.states import FAILED, SENDING, SENT, UNKNOWN, State, advance, state_name
 from generated.notify.v1 import notification_service_pb2 as pb
+
+log = logging.getLogger("gateway.deliver")
 
 
 def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
@@ -51,7 +55,13 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
         ctx.settled = True
         ctx.record = await ledger.settle(ctx.record, _sent(delivery, attempts, recallable, awaits_report))
         if awaits_report:
-            await reports.expect(ctx.message_id)
+            try:
+                await reports.expect(ctx.message_id)
+            except Unavailable as exc:  # the message is out: answer SENT; only its report is lost
+                log.warning(
+                    "delivery report not scheduled",
+                    extra={"message_id": ctx.message_id, "error": exc.message},
+                )
         return send_response(ctx.record.record, duplicate=resend)
 
     return deliver
