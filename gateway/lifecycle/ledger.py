@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import ACCEPTED, SENDING, UNKNOWN, advance
+from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, advance
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -41,7 +41,7 @@ class Ledger:
         self._watch_poll = watch_poll  # how often a watch re-reads a record another replica may change
         # message_id -> (set when this process changes the record, how many watch it)
         self._changed: dict[str, tuple[asyncio.Event, int]] = {}
-        self._settling: set[asyncio.Task[StoredRecord]] = set()
+        self._settling: set[asyncio.Future[StoredRecord]] = set()
         self._working = 0  # Sends holding a record: shutdown waits for them to write their outcome
         self._idle = asyncio.Event()
         self._idle.set()
@@ -101,10 +101,26 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------
 
     async def open(self, record: pb.MessageRecord, owner: str) -> StoredRecord:
+        """Writes a new record owned by ``owner``. If the call is cancelled while the write is in
+        flight, the record, once written, is marked FAILED (no vendor call can follow), rather
+        than left ACCEPTED until its lease runs out."""
         stored = StoredRecord(record, owner=owner, lease_until=time.time() + self.lease_seconds)
-        if not await self.store.put(stored):
+        writing = asyncio.ensure_future(self.store.put(stored))
+        try:
+            written = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            self._track(asyncio.ensure_future(self._abandon(writing, stored)))
+            raise
+        if not written:
             raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug
         return stored
+
+    async def _abandon(self, writing: asyncio.Future[bool], stored: StoredRecord) -> StoredRecord:
+        if not await writing:
+            return stored
+        return await self.change(
+            stored, lambda r: advance(r, FAILED, "not sent: the call ended first"), release=True
+        )
 
     async def take_over(self, stored: StoredRecord, owner: str) -> StoredRecord | None:
         """Makes ``owner`` the owner of an unowned record (a resend of an UNKNOWN message); None if
@@ -141,9 +157,12 @@ class Ledger:
         """A Send's last write, ending its ownership. It runs to the end even when the Send is
         cancelled (the caller's deadline, a client gone, shutdown), and ``drain`` waits for it."""
         task = asyncio.ensure_future(self.change(stored, mutate, release=True))
+        self._track(task)
+        return await asyncio.shield(task)
+
+    def _track(self, task: asyncio.Future[StoredRecord]) -> None:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
-        return await asyncio.shield(task)
 
     @contextlib.asynccontextmanager
     async def hold(self, stored: StoredRecord) -> AsyncIterator[None]:
@@ -194,10 +213,6 @@ def busy(stored: StoredRecord) -> bool:
 
 def _resolve_stale(record: pb.MessageRecord) -> None:
     if record.state == ACCEPTED:
-        advance(
-            record,
-            pb.MESSAGE_STATE_FAILED,
-            "the gateway replica handling it stopped before calling the vendor",
-        )
+        advance(record, FAILED, "the gateway replica handling it stopped before calling the vendor")
     elif record.state == SENDING:
         advance(record, UNKNOWN, "the gateway replica handling it stopped during the vendor call")
