@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 NODE_STAMP := clients/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-python generate run sandbox test lint format typecheck bench clean
+.PHONY: install install-python generate run sandbox test fuzz lint format typecheck bench clean
 
 install: install-python $(NODE_STAMP)
 
@@ -46,6 +46,10 @@ sandbox: install-python  ## the vendor sandbox alone, seeded from the example co
 test: install  ## the Python suite, then the Node client's suite against a live gateway
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	cd clients/node && NOTIFY_PYTHON=$(CURDIR)/$(BIN)/python npm test
+
+fuzz: install-python  ## 10,000 fuzzed requests (tests/fuzz) from a new seed, or NOTIFY_FUZZ_SEED; counts per status code
+	NOTIFY_FUZZ_EXAMPLES=$${NOTIFY_FUZZ_EXAMPLES:-10000} NOTIFY_FUZZ_SEED=$${NOTIFY_FUZZ_SEED:-$$(date +%s)} \
+		$(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat

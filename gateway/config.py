@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.channels.registry import CHANNELS
 from gateway.channels.settings import AccountSettings
 from gateway.redaction import register_secrets
-from gateway.tenants import ALL_ACCOUNTS, parse_key_hash
+from gateway.tenants import ALL_ACCOUNTS, AuthMode, parse_key_hash
 
 CONFIG_ENV = "NOTIFY_GATEWAY_CONFIG"
 EXAMPLE_CONFIG = "example-config.yaml"
@@ -46,6 +46,9 @@ class ServerSettings(_Strict):
     listen: str = "127.0.0.1:50051"
     grace_period_seconds: float = Field(default=10.0, ge=0)
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # What a caller may send on a stream ahead of what the gateway has read (HTTP/2 window): the
+    # memory an upload costs in gRPC's buffers. Larger helps uploads over high-latency links.
+    receive_window_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     tls: TlsSettings | None = None
 
     @field_validator("listen")
@@ -78,6 +81,24 @@ class MessageSettings(_Strict):
     report_poll_hours: float = Field(default=24.0, gt=0)  # then the record stays SENT, marked final
 
 
+class UploadSettings(_Strict):
+    """What one replica spends on UploadMedia streams, so slow or abusive callers cannot exhaust it."""
+
+    max_concurrent: int = Field(default=32, gt=0)  # streams at once; beyond: RESOURCE_EXHAUSTED
+    memory_bytes: int = Field(default=256 * 1024, ge=0)  # held in memory per upload; the rest is spooled
+    spool_directory: Path | None = None  # where spool files go (unnamed); the system temp dir when unset
+    idle_timeout_seconds: float = Field(default=30.0, gt=0)  # longest wait for the stream's next part
+    max_seconds: float = Field(default=300.0, gt=0)  # the whole stream must arrive within this
+
+    @field_validator("spool_directory")
+    @classmethod
+    def _writable_directory(cls, value: Path | None) -> Path | None:
+        # Checked now: found missing at the first large upload, it would fail that upload instead.
+        if value is not None and not (value.is_dir() and os.access(value, os.W_OK | os.X_OK)):
+            raise ValueError(f"{value} is not a directory the gateway can write to")
+        return value
+
+
 class QuotaSettings(_Strict):
     sends_per_minute: int | None = Field(default=None, gt=0)  # across all replicas
 
@@ -102,6 +123,8 @@ class Config(_Strict):
     key_namespace: str = Field(default="notify", pattern=r"^[A-Za-z0-9_.-]+$")  # prefix of every Redis key
     telemetry: TelemetrySettings = TelemetrySettings()
     messages: MessageSettings = MessageSettings()
+    uploads: UploadSettings = UploadSettings()
+    auth: AuthMode = "api_keys"  # "none" serves every caller unauthenticated: development only
     tenants: list[TenantSettings] = Field(default_factory=list)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
@@ -115,6 +138,22 @@ class Config(_Strict):
             for account in tenant.accounts:
                 if account != ALL_ACCOUNTS and account not in self.accounts:
                     raise ValueError(f"tenants.{i}.accounts: {account!r} is not a configured account")
+        return self
+
+    @model_validator(mode="after")
+    def _auth_is_chosen(self) -> Config:
+        """Open must be asked for: a file that merely lacks tenants would otherwise serve everyone."""
+        if self.auth == "api_keys" and not self.tenants:
+            raise ValueError(
+                "tenants: none configured; add tenants with api_keys, "
+                "or set auth: none to serve without authentication (development only)"
+            )
+        if self.auth == "none" and self.tenants:
+            names = ", ".join(tenant.name for tenant in self.tenants)
+            raise ValueError(
+                f"auth: none conflicts with the configured tenants ({names}); "
+                "remove auth: none to require their API keys, or remove the tenants"
+            )
         return self
 
     @field_validator("token_store")

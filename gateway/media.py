@@ -1,4 +1,8 @@
-"""Uploads through the content-hash cache: shared by UploadMedia and by Sends with image bytes."""
+"""Uploads through the content-hash cache: shared by UploadMedia and by Sends with image bytes.
+
+The cache is per tenant: on an account several tenants share, a hit for another tenant's bytes would
+tell the caller what that tenant sent.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,13 @@ log = logging.getLogger("gateway.media")
 
 
 async def upload_through_cache(
-    cache: MediaCache, adapter: ChannelAdapter, media: MediaUpload, *, deadline: float | None
+    cache: MediaCache, adapter: ChannelAdapter, media: MediaUpload, *, tenant: str, deadline: float | None
 ) -> tuple[UploadedMedia, str, bool]:
     """Returns (media, sha256 hex, reused); a cache that is down costs an upload, not the call."""
-    sha256 = hashlib.sha256(media.data).hexdigest()
+    sha256 = media.sha256
     key = _cache_key(media, sha256)
     try:
-        cached = await cache.get(adapter.account_id, media.type, key)
+        cached = await cache.get(tenant, adapter.account_id, media.type, key)
     except Unavailable as exc:
         log.warning(
             "media cache unavailable; uploading", extra={"account": adapter.account_id, "error": exc.message}
@@ -32,10 +36,11 @@ async def upload_through_cache(
     uploaded = await adapter.upload(media, deadline=deadline)
     try:
         await cache.put(
+            tenant,
             adapter.account_id,
             media.type,
             key,
-            CachedMedia(uploaded.media_id, len(media.data), uploaded.expires_at),
+            CachedMedia(uploaded.media_id, media.size, uploaded.expires_at),
         )
     except Unavailable as exc:
         log.warning(

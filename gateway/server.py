@@ -15,6 +15,7 @@ from gateway.accounts import Accounts
 from gateway.chain.chains import Dependencies, build_chains
 from gateway.channels.transport import AiohttpTransport, VendorTransport
 from gateway.config import Config
+from gateway.handlers import add_service
 from gateway.interceptors.access_log import AccessLogInterceptor
 from gateway.interceptors.auth import AuthInterceptor
 from gateway.interceptors.errors import ErrorInterceptor
@@ -26,10 +27,10 @@ from gateway.store.stores import open_stores
 from gateway.tenants import Tenant, Tenants, parse_key_hash
 from gateway.tokens import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
-from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger("gateway.server")
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NotificationService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["NotificationService"]
+SERVICE_NAME = SERVICE.full_name
 
 
 class GatewayServer:
@@ -56,16 +57,21 @@ class GatewayServer:
             ),
         )
         self.tenants = Tenants(
-            Tenant(
-                name=t.name,
-                key_hashes=tuple(parse_key_hash(k) for k in t.api_keys),
-                accounts=frozenset(t.accounts),
-                sends_per_minute=t.quotas.sends_per_minute,
-            )
-            for t in config.tenants
+            (
+                Tenant(
+                    name=t.name,
+                    key_hashes=tuple(parse_key_hash(k) for k in t.api_keys),
+                    accounts=frozenset(t.accounts),
+                    sends_per_minute=t.quotas.sends_per_minute,
+                )
+                for t in config.tenants
+            ),
+            auth=config.auth,
         )
         if not self.tenants.enabled:
-            log.warning("no tenants configured: calls are not authenticated and may use every account")
+            log.warning(
+                "auth: none: calls are not authenticated and may use every account (development only)"
+            )
         # Outermost first: the server span covers everything; the access log sees the status the
         # error interceptor produced (and the trace id); the error interceptor maps what
         # authentication raises.
@@ -79,13 +85,22 @@ class GatewayServer:
             options=[
                 ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),
+                # A fixed receive window per stream: with BDP probing, grpc lets each stream run at
+                # least 4 MB ahead of what the handler has read, buffered in the gateway's memory.
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", config.server.receive_window_bytes),
             ],
         )
-        pb_grpc.add_NotificationServiceServicer_to_server(
-            NotificationService(
-                build_chains(Dependencies(self.accounts, self.stores, self.ledger, self.reports))
-            ),
+        # Registered from the descriptor with deserializers that never raise (gateway.handlers), so
+        # bytes that do not decode are refused with INVALID_ARGUMENT, after authentication.
+        add_service(
             self._server,
+            NotificationService(
+                build_chains(
+                    Dependencies(self.accounts, self.stores, self.ledger, self.reports, config.uploads)
+                )
+            ),
+            SERVICE,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

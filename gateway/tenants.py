@@ -12,8 +12,14 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 ALL_ACCOUNTS = "*"
+
+#: How callers authenticate: ``api_keys`` (the default: a tenant's key on every call) or ``none``
+#: (nobody authenticates: development only). Open must be chosen, so that forgetting ``tenants``
+#: can never serve everyone.
+AuthMode = Literal["api_keys", "none"]
 
 
 @dataclass(frozen=True)
@@ -40,14 +46,19 @@ def parse_key_hash(value: str) -> bytes:
 
 
 class Tenants:
-    def __init__(self, tenants: Iterable[Tenant]) -> None:
+    def __init__(self, tenants: Iterable[Tenant], *, auth: AuthMode = "api_keys") -> None:
         self.all = tuple(tenants)
+        self.auth = auth
         self._candidates = [(digest, tenant) for tenant in self.all for digest in tenant.key_hashes]
 
     @property
     def enabled(self) -> bool:
-        """Without tenants the gateway runs open (development); with any, every call must authenticate."""
-        return bool(self.all)
+        """Whether every call must authenticate: open only when asked (``auth: none``) and no tenant exists.
+
+        Config validation never lets the two disagree; if a Config built in code does anyway, the
+        gateway fails closed: tenants always authenticate, and no tenant without ``none`` admits no one.
+        """
+        return self.auth != "none" or bool(self.all)
 
     def authenticate(self, api_key: str) -> Tenant | None:
         digest = hashlib.sha256(api_key.encode()).digest()
@@ -58,5 +69,5 @@ class Tenants:
         return found
 
 
-#: The tenant of the call being served (None when the gateway runs without tenants).
+#: The tenant of the call being served (None when the gateway runs open: `auth: none`).
 current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("current_tenant", default=None)

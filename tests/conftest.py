@@ -52,11 +52,13 @@ SECRETS = (
 
 
 def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float = 2.0) -> Config:
+    """The five sandbox accounts, served open (``auth: none``); ``configured(tenants=...)`` adds keys."""
     text = textwrap.dedent(
         f"""
         server:
           listen: 127.0.0.1:0
           grace_period_seconds: 5
+        auth: none
         accounts:
           team-wecom:
             channel: wecom_robot
@@ -94,7 +96,10 @@ def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float
 
 
 def configured(base: Config, **top_level: object) -> Config:
+    """The base config with these top-level fields, validated again; tenants bring ``auth: api_keys``."""
     fields = {name: getattr(base, name) for name in Config.model_fields}
+    if top_level.get("tenants"):
+        top_level = {"auth": "api_keys", **top_level}
     return Config.model_validate({**fields, **top_level})
 
 

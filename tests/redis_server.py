@@ -30,15 +30,20 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    """A redis-server child process on a free (or given) loopback port, stoppable and restartable."""
+    """A redis-server child process on a free (or given) loopback port, stoppable and restartable.
 
-    def __init__(self, port: int | None = None) -> None:
+    By default nothing survives a restart, as with a Redis run without persistence; ``persistent``
+    keeps an append-only file in its directory, so a restart comes back with every key.
+    """
+
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (Debian package redis-server)")
         self.binary = binary
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="notify-redis-")
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +60,7 @@ class RedisProcess:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
         ]
         self.process = subprocess.Popen(
             [*args, "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -16,6 +16,7 @@ from gateway.chain.steps.deduplicate import deduplicate
 from gateway.chain.steps.deliver import deliver
 from gateway.chain.steps.find_message import find_message, validate_message_id
 from gateway.chain.steps.limit_rate import limit_rate
+from gateway.chain.steps.limit_uploads import UploadSlots, limit_concurrent_uploads, limit_upload_time
 from gateway.chain.steps.message_status import get_message, list_messages, watch_message
 from gateway.chain.steps.recall_message import recall_message
 from gateway.chain.steps.record_message import record_message
@@ -24,8 +25,10 @@ from gateway.chain.steps.upload_inline_media import upload_inline_media
 from gateway.chain.steps.upload_media import check_media_info, read_media_info, receive_media, upload_media
 from gateway.chain.steps.validate_send import validate_send
 from gateway.channels.base import ChannelAdapter
+from gateway.config import UploadSettings
 from gateway.lifecycle.ledger import Ledger
 from gateway.lifecycle.reports import DeliveryReports
+from gateway.memory_trim import MemoryTrimmer
 from gateway.store.stores import Stores
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -46,11 +49,13 @@ class Dependencies:
     stores: Stores
     ledger: Ledger
     reports: DeliveryReports
+    uploads: UploadSettings
 
 
 def build_chains(deps: Dependencies) -> Chains:
     account = resolve_account(deps.accounts)
     message = find_message(deps.ledger)
+    uploads = deps.uploads
     return Chains(
         send=Chain(
             "send",
@@ -74,11 +79,13 @@ def build_chains(deps: Dependencies) -> Chains:
         upload=Chain[pb.UploadMediaResponse](
             "upload",
             [
+                limit_upload_time(uploads.idle_timeout_seconds, uploads.max_seconds),
                 read_media_info,
                 account,
                 authorize_account,
                 check_media_info,
-                receive_media,
+                limit_concurrent_uploads(UploadSlots(uploads.max_concurrent), MemoryTrimmer()),
+                receive_media(uploads.memory_bytes, uploads.spool_directory),
                 upload_media(deps.stores.media_cache),
             ],
         ),

@@ -20,7 +20,7 @@ class CallContext(Generic[RequestT]):
     operation: str  # the chain's name: send, recall, upload
     request: RequestT
     deadline: float | None = None  # time.monotonic() by which the caller stops waiting
-    tenant: str = ""  # set by authentication; "" when the gateway runs without tenants
+    tenant: str = ""  # set by authentication; "" when the gateway runs open (auth: none)
     account_id: str = ""  # the account the request acts on (from the request, or its message record)
     message_id: str = ""
     adapter: ChannelAdapter | None = None  # set by resolve_account

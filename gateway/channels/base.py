@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from abc import ABC, abstractmethod
@@ -40,7 +41,7 @@ from gateway.errors import (
     VendorUnavailable,
     Violation,
 )
-from gateway.redaction import redact
+from gateway.redaction import redact, register_token
 from gateway.store.rate_limits import RateLimit
 from gateway.telemetry import current_span, vendor_duration, vendor_errors
 from gateway.tokens.manager import TokenManager
@@ -164,12 +165,8 @@ class ChannelAdapter(ABC):
             raise self.vendor_error(
                 VendorOutcome.UNKNOWN, 0, "gettoken answered errcode 0 without an access_token"
             )
-        try:
-            # expires_in: 7200 when the answer has none (docs/vendors.md, WeCom application messages).
-            expires_in = float(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (TypeError, ValueError):
-            expires_in = DEFAULT_TOKEN_LIFETIME
-        return token, expires_in
+        register_token(token, time.time() + DEFAULT_TOKEN_LIFETIME)  # a secret from the moment it arrives
+        return token, _expires_in(answer.get("expires_in"))
 
     async def upload_file(
         self,
@@ -181,7 +178,8 @@ class ChannelAdapter(ABC):
         deadline: float | None,
     ) -> dict[str, Any]:
         """POSTs a file as multipart/form-data with the part named ``media``, as every vendor wants."""
-        part = FilePart("media", media.filename, media.content_type or "application/octet-stream", media.data)
+        content_type = media.content_type or "application/octet-stream"
+        part = FilePart("media", media.filename, content_type, media.content)
         query = {**params, "type": type_name(media.type)}
         if with_token:
             return await self.call_with_token("POST", path, params=query, file=part, deadline=deadline)
@@ -447,6 +445,19 @@ def _errcode(answer: Mapping[str, Any]) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
+
+
+def _expires_in(value: Any) -> float:
+    """gettoken's ``expires_in``: 7200 when the answer has none (docs/vendors.md, WeCom application
+    messages); 0 or less means the token expires now (used at once, never kept), not "the default".
+    A day at most: an absurd value must not keep a token (and its Redis key) forever."""
+    if value is None or isinstance(value, bool):
+        return DEFAULT_TOKEN_LIFETIME
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_LIFETIME
+    return min(seconds, DEFAULT_TOKEN_LIFETIME * 12) if math.isfinite(seconds) else DEFAULT_TOKEN_LIFETIME
 
 
 def _backoff(attempt: int) -> float:

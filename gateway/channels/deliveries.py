@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.spool import Spool
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
@@ -28,12 +30,27 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class MediaUpload:
-    """A whole file, received and checked, ready for the vendor's upload endpoint."""
+    """A whole file, received and checked, ready for the vendor's upload endpoint.
+
+    ``content`` is bytes for an image a Send carries (bounded by the gRPC message size), or the
+    spool an UploadMedia stream was received into (bounded memory, the rest on disk).
+    """
 
     type: pb.MediaType.ValueType
     filename: str
     content_type: str
-    data: bytes
+    content: bytes | Spool
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if isinstance(self.content, bytes) else self.content.size
+
+    @property
+    def sha256(self) -> str:
+        """The hex sha256 of the content; a spool's was computed while it was received."""
+        if isinstance(self.content, bytes):
+            return hashlib.sha256(self.content).hexdigest()
+        return self.content.sha256
 
 
 @dataclass(frozen=True, slots=True)

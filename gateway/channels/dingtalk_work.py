@@ -27,7 +27,8 @@ from generated.notify.v1 import notification_service_pb2 as pb
 VENDOR = "DingTalk work notification"
 _TASK_DONE = 2  # getsendprogress status: 0 not started, 1 processing, 2 done
 USER_LIMIT = 5000
-_TOKEN_SUB_CODES = frozenset({"40014", "40000"})  # errcode 88's newer form of "invalid token"
+# errcode 88's newer form of "invalid token" (40014, 40000) and of "token expired" (42001)
+_TOKEN_SUB_CODES = frozenset({"40014", "40000", "42001"})
 
 
 class DingTalkWorkSettings(AccountSettings):

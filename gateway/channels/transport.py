@@ -17,7 +17,9 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.channels.attempts import Attempt
+from gateway.channels.spool_payload import SpoolPayload
 from gateway.redaction import CREDENTIAL_PARAMS, MASK
+from gateway.spool import Spool
 from gateway.telemetry import current_span
 
 
@@ -32,12 +34,12 @@ class VendorReply:
 
 @dataclass(frozen=True, slots=True)
 class FilePart:
-    """A multipart file part (vendors name it ``media``)."""
+    """A multipart file part (vendors name it ``media``): bytes, or a spool streamed from disk."""
 
     field: str
     filename: str
     content_type: str
-    content: bytes
+    content: bytes | Spool
 
 
 class TransportError(Exception):
@@ -107,7 +109,14 @@ class AiohttpTransport:
         propagate.inject(headers)  # W3C trace context, so a vendor-side trace could join ours
         if file is not None:
             form = aiohttp.FormData()
-            form.add_field(file.field, file.content, filename=file.filename, content_type=file.content_type)
+            content = file.content
+            # A spooled file gets a new payload per attempt, each reading it from the start.
+            body = (
+                content
+                if isinstance(content, bytes)
+                else SpoolPayload(content, content_type=file.content_type)
+            )
+            form.add_field(file.field, body, filename=file.filename, content_type=file.content_type)
             data = form
         elif json_body is not None:
             data = json_body if isinstance(json_body, bytes) else encode_json(json_body).encode()

@@ -343,18 +343,14 @@ def _mini_program_notice(message: pb.Message) -> Built:
 
 
 def _template_card(message: pb.Message) -> Built:
-    card = card_to_json(message.template_card)
+    card, found = card_to_json(message.template_card)
     card_type = card.get("card_type")
     field = "message.template_card.card"
-    needs = CARD_TYPES.get(str(card_type))
+    needs = CARD_TYPES.get(card_type) if isinstance(card_type, str) else None
     if needs is None:
         kinds = ", ".join(CARD_TYPES)
-        return (
-            "template_card",
-            card,
-            [Violation(f"{field}.card_type", f"is {card_type!r}; WeCom takes {kinds}")],
-        )
-    found = []
+        found.append(Violation(f"{field}.card_type", f"is {card_type!r}; WeCom takes {kinds}"))
+        return "template_card", card, found
     if not any(card.get(key) for key in needs):
         found.append(Violation(field, f"a {card_type} card needs {' or '.join(needs)}"))
     return "template_card", card, found

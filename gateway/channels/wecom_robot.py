@@ -134,9 +134,10 @@ class WeComRobot(ChannelAdapter):
                 )
             body = {"msgtype": kind, kind: {"media_id": media_id}}
         elif kind == "template_card":
-            card = card_to_json(message.template_card)
+            card, found = card_to_json(message.template_card)
+            violations += found
             card_type = card.get("card_type")
-            if card_type not in CARD_TYPES:
+            if not isinstance(card_type, str) or card_type not in CARD_TYPES:
                 violations.append(
                     Violation(
                         "message.template_card.card.card_type",

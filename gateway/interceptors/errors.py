@@ -17,6 +17,7 @@ from google.rpc import code_pb2, status_pb2
 
 from gateway.errors import DeadlineExceeded, GatewayError, VendorError
 from gateway.interceptors.cancellation import cancelled_code
+from gateway.interceptors.status_size import bounded
 from gateway.interceptors.tracing import mark_span_failed
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.redaction import redact
@@ -33,7 +34,8 @@ def status_of(error: GatewayError) -> status_pb2.Status:
         packed.Pack(detail)
         details.append(packed)
     code = error.status_code.value[0]
-    return status_pb2.Status(code=code, message=redact(error.message), details=details)
+    # Bounded: error texts echo caller input, and trailers over 16 KiB never reach the caller.
+    return bounded(status_pb2.Status(code=code, message=redact(error.message), details=details))
 
 
 class ErrorInterceptor(HandlerWrapper):
@@ -43,37 +45,39 @@ class ErrorInterceptor(HandlerWrapper):
         try:
             return await invoke(request, context)
         except GatewayError as error:
-            if (
-                error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED
-                and cancelled_code(context) == _DEADLINE
-            ):
-                # The caller has stopped waiting: what it sees, and what logs and metrics record, is
-                # its deadline, whatever else went wrong on the way (a vendor timeout cut short by it).
-                error = DeadlineExceeded(
-                    f"the call's deadline passed: {error.message}",
-                    reason=error.reason,
-                    metadata=error.metadata,
-                )
-            status = status_of(error)
-            mark_span_failed(error.status_code, status.message, _span_attributes(error))
-            await context.abort(
-                error.status_code,
-                status.message,
-                trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
-            )
+            code, status = _failure(error, context)
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error in %s", method)
             mark_span_failed(grpc.StatusCode.INTERNAL, "internal error", {})
-            internal = status_pb2.Status(
-                code=code_pb2.INTERNAL, message="internal error; see the gateway log"
-            )
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                internal.message,
-                trailing_metadata=((STATUS_DETAILS_KEY, internal.SerializeToString()),),
-            )
+            code, status = grpc.StatusCode.INTERNAL, _INTERNAL
+        # Abort after the except blocks, never inside one: grpc keeps the AbortError in the call's
+        # state, and raised while handling the failure it would hold it as __context__, and through
+        # its traceback every frame of the failed call with their locals (an upload's bytes).
+        await context.abort(
+            code, status.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),)
+        )
+
+
+_INTERNAL = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the gateway log")
+
+
+def _failure(
+    error: GatewayError, context: grpc.aio.ServicerContext
+) -> tuple[grpc.StatusCode, status_pb2.Status]:
+    """The status a failure is answered with, marked on the span; it keeps no reference to the error."""
+    if error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED and cancelled_code(context) == _DEADLINE:
+        # The caller has stopped waiting: what it sees, and what logs and metrics record, is
+        # its deadline, whatever else went wrong on the way (a vendor timeout cut short by it).
+        error = DeadlineExceeded(
+            f"the call's deadline passed: {error.message}",
+            reason=error.reason,
+            metadata=error.metadata,
+        )
+    status = status_of(error)
+    mark_span_failed(error.status_code, status.message, _span_attributes(error))
+    return error.status_code, status
 
 
 def _span_attributes(error: GatewayError) -> dict[str, str | int]:

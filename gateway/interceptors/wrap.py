@@ -9,6 +9,7 @@ and error mapping cover the whole stream, not just its start.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,7 +52,16 @@ class HandlerWrapper(grpc.aio.ServerInterceptor):
             return handler
 
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            return await self.around(inner, request, context, method)
+            try:
+                return await self.around(inner, request, context, method)
+            except grpc.aio.AbortError as abort:
+                # grpc keeps the AbortError in the call's state; the frames its traceback passed
+                # through hold the call's context, which holds that state: a cycle, with the request
+                # in it, that only a full garbage collection would free. Their locals are dropped,
+                # so the call's memory goes as soon as grpc lets go of it.
+                traceback.clear_frames(abort.__traceback__)
+                del request, context
+                raise
 
         wrapped = factory(
             behaviour,

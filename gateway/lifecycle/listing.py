@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.errors import InvalidArgument, Violation
 from gateway.ids import min_id_at
@@ -34,10 +35,11 @@ async def list_messages(ledger: Ledger, tenant: str, request: pb.ListMessagesReq
     size = _page_size(request.page_size)
     fingerprint = _fingerprint(request)
     before = _cursor(request.page_token, fingerprint) if request.page_token else None
-    if request.HasField("end_time"):
-        end = min_id_at(request.end_time.ToNanoseconds() / 1e9)
+    end_time, start_time = _time(request, "end_time"), _time(request, "start_time")
+    if end_time is not None:
+        end = min_id_at(end_time)
         before = end if before is None else min(before, end)
-    not_before = min_id_at(request.start_time.ToNanoseconds() / 1e9) if request.HasField("start_time") else ""
+    not_before = min_id_at(start_time) if start_time is not None else ""
     found: list[pb.MessageRecord] = []
     scanned = 0
     last = before
@@ -69,6 +71,18 @@ def _matches(record: pb.MessageRecord, request: pb.ListMessagesRequest) -> bool:
     if request.states and record.state not in request.states:
         return False
     return all(record.labels.get(key) == value for key, value in request.labels.items())
+
+
+def _time(request: pb.ListMessagesRequest, name: Literal["start_time", "end_time"]) -> float | None:
+    """The filter's time in unix seconds, if set; a Timestamp out of its range is the caller's error."""
+    if not request.HasField(name):
+        return None
+    try:
+        return float(getattr(request, name).ToNanoseconds()) / 1e9
+    except ValueError:  # seconds outside years 1 to 9999, or nanos outside one second
+        raise InvalidArgument(
+            [Violation(name, "is not a valid timestamp: years 1 to 9999, nanos 0 to 999999999")]
+        ) from None
 
 
 def _page_size(size: int) -> int:

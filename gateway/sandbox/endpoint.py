@@ -116,6 +116,7 @@ async def serve_call(
             answer = Answer(
                 fault.errcode,
                 errmsg if errmsg is not None else style(fault.errcode, "injected fault", request),
+                fields={} if fault.sub_code is None else {"sub_code": fault.sub_code},
             )
         else:
             try:

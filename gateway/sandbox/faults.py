@@ -28,6 +28,9 @@ class Fault:
     changed: a retry is safe) or "after" it (delivered: a retry must not deliver twice). The
     client sees the same error either way, which is the point: the gateway has to be safe in both.
     It combines with nothing else, since no answer is written for the others to shape.
+
+    `sub_code` goes with `errcode`: the answer carries it as `sub_code` (DingTalk's errcode 88 says
+    what it means there, e.g. "42001" for an expired token).
     """
 
     http_status: int | None = None
@@ -35,6 +38,7 @@ class Fault:
     errcode: int | None = None
     errmsg: str | None = None
     drop: Drop | None = None
+    sub_code: str | None = None
 
     def __post_init__(self) -> None:
         if self.drop is not None:
@@ -51,6 +55,8 @@ class Fault:
             raise ValueError("delay must be a finite number of seconds >= 0")
         if self.errmsg is not None and self.http_status is None and self.errcode is None:
             raise ValueError("errmsg needs http_status or errcode")
+        if self.sub_code is not None and (self.errcode is None or self.http_status is not None):
+            raise ValueError("sub_code needs errcode (and no http_status)")
 
 
 class FaultQueue:

@@ -20,7 +20,7 @@ from gateway.sandbox.paths import PREFIX
 from gateway.sandbox.state import SandboxState
 
 _FAULT_FIELDS: Final = frozenset(
-    {"channel", "robot", "http_status", "delay", "errcode", "errmsg", "drop", "times", "path"}
+    {"channel", "robot", "http_status", "delay", "errcode", "errmsg", "drop", "times", "path", "sub_code"}
 )
 
 
@@ -89,6 +89,9 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         errmsg = body.get("errmsg")
         if errmsg is not None and not isinstance(errmsg, str):
             raise bad_request("errmsg must be a string")
+        sub_code = body.get("sub_code")
+        if sub_code is not None and not isinstance(sub_code, str):
+            raise bad_request("sub_code must be a string")
         if body.get("drop") is not None and not isinstance(body.get("drop"), str):
             raise bad_request('drop must be "before" or "after"')
         path = body.get("path")
@@ -105,6 +108,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
                 drop=body.get("drop"),
                 times=times,
                 path=path,
+                sub_code=sub_code,
             )
         except KeyError as error:
             raise not_found(error.args[0]) from None

@@ -263,6 +263,7 @@ class SandboxState:
         drop: Drop | None = None,
         times: int = 1,
         path: str | None = None,
+        sub_code: str | None = None,
     ) -> None:
         """Make the next `times` requests to robot or app `robot` fail as described by `Fault`.
 
@@ -271,13 +272,16 @@ class SandboxState:
         real seconds (the request itself is handled and recorded on arrival). `drop`: close the
         connection without answering, "before" handling the request (recorded as dropped, nothing
         else happens) or "after" it; alone, never with the others. `path`: only requests to that
-        endpoint (e.g. "/cgi-bin/gettoken"); by default any of them.
+        endpoint (e.g. "/cgi-bin/gettoken"); by default any of them. `sub_code`: with `errcode`,
+        answered as the answer's `sub_code` (DingTalk's errcode 88).
 
         Raises KeyError for an unknown channel, robot or app, and ValueError for a path the
         channel does not serve, so a typo fails the test at set-up instead of silently never
         firing.
         """
-        fault = Fault(http_status=http_status, delay=delay, errcode=errcode, errmsg=errmsg, drop=drop)
+        fault = Fault(
+            http_status=http_status, delay=delay, errcode=errcode, errmsg=errmsg, drop=drop, sub_code=sub_code
+        )
         books: dict[str, _Book] = {
             WECOM_ROBOT: self.wecom_robots,
             DINGTALK_ROBOT: self.dingtalk_robots,

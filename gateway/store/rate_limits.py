@@ -3,11 +3,20 @@
 In Redis the check and the admission are one Lua script over a sorted set, timed by Redis's own
 clock, so replicas neither race (no read-then-write) nor disagree about the time. The answer is
 how long to wait for a slot, which becomes RetryInfo or a wait.
+
+A Redis that restarts without persistence comes back with empty windows, although the vendor
+still counts what was sent before: the robot would get a second full window within the minute
+(and DingTalk throttles it for 10 minutes). So each scope has a marker, ``<epoch>``, written by
+the same script when it is missing; every replica remembers the epoch it last saw. A replica that
+finds another epoch than the one it knew has seen the store lose its state: the marker becomes
+``<epoch> lost``, and every replica then finds the window full until one window length after the
+epoch. A scope no replica has used yet is not a loss: its windows are really empty.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +26,11 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.store.redis_connection import KeySpace, store_unavailable, traced
+
+log = logging.getLogger("gateway.rate_limits")
+#: How long a scope's marker outlives its last use; a replica forgets an epoch it saw half as long ago
+#: (the marker may have expired since, which is not a loss).
+MARKER_TTL_SECONDS = 2 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -66,18 +80,39 @@ class MemoryRateLimiter:
                 return
 
 
+# KEYS: the window, the scope's marker. ARGV: window (us), limit, ticket, the epoch the caller knew
+# ('' if none), the marker's TTL (ms). Answers {wait in us (0: admitted), the store's epoch}.
 _ACQUIRE = """
 local now = redis.call('TIME')
 local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local window_us = tonumber(ARGV[1])
+local marker = redis.call('GET', KEYS[2])
+local epoch, lost = nil, false
+if marker then
+  epoch = string.match(marker, '^%d+ %d+')
+  lost = string.find(marker, ' lost', 1, true) ~= nil
+end
+if not epoch then
+  epoch = now[1] .. ' ' .. now[2]
+  lost = false
+end
+if ARGV[4] ~= '' and ARGV[4] ~= epoch then lost = true end
+local value = epoch
+if lost then value = epoch .. ' lost' end
+redis.call('SET', KEYS[2], value, 'PX', ARGV[5])
+if lost then
+  local sec, usec = string.match(epoch, '^(%d+) (%d+)')
+  local full_until = tonumber(sec) * 1000000 + tonumber(usec) + window_us
+  if now_us < full_until then return {full_until - now_us, epoch} end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_us - window_us)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], now_us, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window_us / 1000))
-  return 0
+  return {0, epoch}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tonumber(oldest[2]) + window_us - now_us
+return {tonumber(oldest[2]) + window_us - now_us, epoch}
 """
 
 
@@ -86,19 +121,41 @@ class RedisRateLimiter:
         self._client = client
         self._keys = KeySpace(namespace)
         self._acquire = client.register_script(_ACQUIRE)
+        self._epochs: dict[str, tuple[str, float]] = {}  # scope -> (epoch seen, monotonic time seen)
 
     @traced("EVALSHA acquire")
     async def acquire(self, scope: str, rate: RateLimit) -> Admission:
         ticket = uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
+        known = self._known_epoch(scope)
         try:
-            wait_us = await self._acquire(
-                keys=[self._keys.key(scope, "rate")],
-                args=[int(rate.window_seconds * 1_000_000), rate.limit, ticket],
+            wait_us, epoch = await self._acquire(
+                keys=[self._keys.key(scope, "rate"), self._keys.key(scope, "rate-epoch")],
+                args=[
+                    int(rate.window_seconds * 1_000_000),
+                    rate.limit,
+                    ticket,
+                    known,
+                    MARKER_TTL_SECONDS * 1000,
+                ],
             )
         except RedisError as exc:
             raise store_unavailable("rate limiter", exc) from None
+        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        if known and epoch != known:
+            log.warning(
+                "rate windows lost: Redis lost its state; every window counts as full for one window",
+                extra={"scope": scope, "window_seconds": rate.window_seconds},
+            )
+        self._epochs[scope] = (epoch, time.monotonic())
         wait = max(0.0, int(wait_us) / 1_000_000)
         return Admission(wait, ticket if wait == 0 else "")
+
+    def _known_epoch(self, scope: str) -> str:
+        """The store epoch this replica saw for ``scope``, unless so long ago its marker may be gone."""
+        seen = self._epochs.get(scope)
+        if seen is None or time.monotonic() - seen[1] > MARKER_TTL_SECONDS / 2:
+            return ""
+        return seen[0]
 
     @traced("ZREM")
     async def release(self, scope: str, ticket: str) -> None:

@@ -5,7 +5,10 @@ on the hot path), else from the store, else fetches: one fetch per account acros
 in-process future) and across replicas (the store's lock), so M requests on N replicas with a
 cold or expired token cause one gettoken call. Tokens are kept for the vendor's expires_in minus a
 safety margin, refreshed in the background before that, and invalidated compare-and-delete when
-the vendor rejects them (docs/vendors.md, Access tokens: when to refresh and retry).
+the vendor rejects them (docs/vendors.md, Access tokens: when to refresh and retry). A token the
+vendor says expires at once (``expires_in`` 0 or less) is used by the calls waiting for it and never
+kept. Every token in use is registered with the redactor, whichever replica fetched it, since a
+vendor may echo it in an errmsg.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from gateway.redaction import register_token
 from gateway.telemetry import current_span, token_fetches
 from gateway.tokens.store import StoredToken, TokenStore, TokenStoreUnavailable
 
@@ -64,8 +68,16 @@ class TokenManager:
         stored = await self._single_flight(account, deadline)
         if stored.token == self._rejected.get(account):
             stored = await self._single_flight(account, deadline)  # joined a load older than the rejection
-        self._hot[account] = stored
+        self._use(account, stored)
         return stored.token
+
+    def _use(self, account: str, stored: StoredToken) -> None:
+        """Makes ``stored`` the account's hot token, if it lives; its value is a secret from now on."""
+        register_token(stored.token, stored.expires_at)
+        if stored.expires_at > time.time():
+            self._hot[account] = stored
+        else:
+            self._hot.pop(account, None)  # expired at once: the next call fetches again
 
     async def invalidate(self, account: str, token: str) -> None:
         """Forgets ``token`` after the vendor rejected it; a newer token is left alone."""
@@ -157,17 +169,23 @@ class TokenManager:
             except GatewayError as error:
                 self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
                 raise
+        now = time.time()
+        lifetime = self._lifetime(expires_in)
+        register_token(token, now + max(expires_in, 0.0))
         self._failures.pop(account, None)
         self._rejected.pop(account, None)  # the vendor just issued it: usable even if it is the same token
-        now = time.time()
-        stored = StoredToken(token, now + self._lifetime(expires_in), issued_at=now)
-        await self.store.put(account, stored)
-        log.info("token fetched", extra={"account": account, "expires_in": expires_in})
+        stored = StoredToken(token, now + lifetime, issued_at=now)
+        if lifetime > 0:
+            await self.store.put(account, stored)
+        log.info("token fetched", extra={"account": account, "expires_in": expires_in, "kept": lifetime})
         return stored
 
     def _lifetime(self, expires_in: float) -> float:
+        """How long the gateway uses a token: 0 (only by the calls waiting now) if it expires at once."""
+        if expires_in <= 0:
+            return 0.0
         margin = min(self.policy.safety_margin, expires_in * self.policy.margin_ratio)
-        return max(expires_in - margin, 1.0)
+        return expires_in - margin
 
     async def _wait_for_other_replica(self, account: str, deadline: float | None) -> StoredToken | None:
         """Polls the store while another replica holds the fetch lock.
@@ -220,17 +238,19 @@ class TokenManager:
         try:
             stored = await self.store.get(account)
             if stored is not None and stored.token != hot.token and stored.expires_at > hot.expires_at:
-                self._hot[account] = stored  # another replica refreshed already
+                self._use(account, stored)  # another replica refreshed already
                 return
             fresh = await self._fetch(account, None)
-            self._hot[account] = fresh
+            self._use(account, fresh)
         finally:
             await self.store.unlock(account, self._owner)
 
 
 def _store_unavailable(account: str, exc: TokenStoreUnavailable) -> Unavailable:
+    """The caller is told the store is down; why (Redis's host and port, the error) goes to the log."""
+    log.warning("token store unavailable", extra={"account": account, "error": str(exc)})
     return Unavailable(
-        f"cannot get an access token for account {account!r}: {exc}",
+        f"cannot get an access token for account {account!r}: the token store (Redis) is unavailable",
         reason="TOKEN_STORE_UNAVAILABLE",
         metadata={"account": account},
     )

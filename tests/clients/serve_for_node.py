@@ -55,7 +55,7 @@ def with_tenants(config: Config, api_key: str, other_api_key: str) -> Config:
         TenantSettings(name=TENANT, api_keys=[hash_key(api_key)], accounts=["*"]),
         TenantSettings(name=OTHER_TENANT, api_keys=[hash_key(other_api_key)], accounts=["*"]),
     ]
-    return config.model_copy(update={"tenants": tenants})
+    return config.model_copy(update={"auth": "api_keys", "tenants": tenants})
 
 
 def flaky_account(sandbox_url: str) -> str:

@@ -57,7 +57,7 @@ def with_tenant(config: Config, *, sends_per_minute: int | None = None) -> Confi
     tenant = TenantSettings.model_validate(
         {"name": "clients", "api_keys": [hash_key(API_KEY)], "accounts": ["*"], "quotas": quotas}
     )
-    return config.model_copy(update={"tenants": [tenant]})
+    return config.model_copy(update={"auth": "api_keys", "tenants": [tenant]})
 
 
 class Recorder:

@@ -56,7 +56,7 @@ def two_tenants(config: Config) -> Config:
         TenantSettings(name="alpha", api_keys=[hash_key(ALPHA_KEY)], accounts=["*"]),
         TenantSettings(name="beta", api_keys=[hash_key(BETA_KEY)], accounts=["*"]),
     ]
-    return config.model_copy(update={"tenants": tenants})
+    return config.model_copy(update={"auth": "api_keys", "tenants": tenants})
 
 
 class Recorder:

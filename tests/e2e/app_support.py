@@ -73,6 +73,7 @@ def app_config_text(
         server:
           listen: {listen}
           grace_period_seconds: 5
+        auth: none
         token_store: {token_store}
         key_namespace: {namespace}
         accounts:

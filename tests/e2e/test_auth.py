@@ -1,7 +1,7 @@
 """Who may call the gateway: API keys name a tenant, a tenant uses only its accounts, probes need no key.
 
-The gateway runs with tenants configured (keys kept as sha256 hashes); every call goes over real
-gRPC to a real server in front of the sandbox.
+The gateway runs with tenants configured (keys kept as sha256 hashes), or open only when its config
+says ``auth: none``; every call goes over real gRPC to a real server in front of the sandbox.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def with_tenants(base: Config) -> Config:
         )
     )
     fields = {name: getattr(base, name) for name in Config.model_fields}
-    return Config.model_validate({**fields, "tenants": tenants})
+    return Config.model_validate({**fields, "auth": "api_keys", "tenants": tenants})
 
 
 @pytest.fixture
@@ -232,6 +232,44 @@ async def test_reflection_answers_without_an_api_key(tenant_gateway: Gateway) ->
     services = {s.name for s in replies[0].list_services_response.service}
     assert {SERVICE, "grpc.health.v1.Health"} <= services
     assert replies[1].file_descriptor_response.file_descriptor_proto, "the API's descriptors are served"
+
+
+# -- running open: only when the config says auth: none ---------------------------------------
+
+OPEN_WARNING = "auth: none: calls are not authenticated and may use every account (development only)"
+
+
+async def test_with_auth_none_a_send_without_a_key_is_served_and_start_up_warns(
+    sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.server")
+    open_config = gateway_config(sandbox.url)
+    assert (open_config.auth, open_config.tenants) == ("none", [])
+
+    async with running_gateway(open_config, sandbox.state) as gateway:
+        reply = await gateway.stub.Send(request_to("team-wecom"), timeout=5)
+
+    assert reply.state == pb.MESSAGE_STATE_SENT
+    assert len(sandbox.state.delivered("wecom_robot", "team-wecom")) == 1
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "gateway.server" and r.levelno >= logging.WARNING
+    ]
+    assert warnings == [OPEN_WARNING]
+
+
+async def test_a_config_made_in_code_that_skips_validation_fails_closed_not_open(
+    sandbox: SandboxServer,
+) -> None:
+    """model_copy does not validate: no tenant without auth: none, or tenants with it, still needs a key."""
+    base = gateway_config(sandbox.url)
+    no_one = base.model_copy(update={"auth": "api_keys"})
+    ambiguous = with_tenants(base).model_copy(update={"auth": "none"})
+
+    for config in (no_one, ambiguous):
+        async with running_gateway(config, sandbox.state) as gateway:
+            error = await send_refused(gateway, request_to("team-wecom"), None)
+        assert error.code == grpc.StatusCode.UNAUTHENTICATED
+    assert sandbox.state.received() == []
 
 
 # -- keys stay secret -------------------------------------------------------------------------

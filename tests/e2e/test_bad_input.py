@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import grpc
 import pytest
 
@@ -158,3 +161,55 @@ async def test_template_card_type_must_be_one_the_robot_takes(gateway: Gateway) 
     message.template_card.card.update({"card_type": "vote_interaction"})
     error = await refused(gateway, pb.SendRequest(account="team-wecom", message=message))
     assert "message.template_card.card.card_type" in error.violations
+
+
+def template_card(card: dict[str, Any]) -> pb.Message:
+    message = pb.Message(template_card=pb.TemplateCard())
+    message.template_card.card.update(card)
+    return message
+
+
+CARD_ACCOUNTS = [("team-wecom", pb.Recipients()), ("corp-app", pb.Recipients(user_ids=["zhangsan"]))]
+
+
+@pytest.mark.parametrize(("account", "recipients"), CARD_ACCOUNTS, ids=[a for a, _ in CARD_ACCOUNTS])
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+async def test_template_card_numbers_must_be_finite(
+    gateway: Gateway, account: str, recipients: pb.Recipients, number: float
+) -> None:
+    # JSON has no NaN or Infinity: the card could never reach the vendor as it is.
+    message = template_card(
+        {
+            "card_type": "text_notice",
+            "card_action": {"type": 1, "url": "https://example.com/i"},
+            "jump_list": [{"type": 1, "url": "https://example.com/i", "title": "Open"}, {"type": number}],
+        }
+    )
+    error = await refused(gateway, pb.SendRequest(account=account, recipients=recipients, message=message))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a finite number" in error.violations["message.template_card.card.jump_list[1].type"]
+
+
+@pytest.mark.parametrize(("account", "recipients"), CARD_ACCOUNTS, ids=[a for a, _ in CARD_ACCOUNTS])
+@pytest.mark.parametrize("card_type", [["text_notice"], {"name": "text_notice"}, 1, True, None], ids=repr)
+async def test_template_card_type_must_be_a_string(
+    gateway: Gateway, account: str, recipients: pb.Recipients, card_type: object
+) -> None:
+    message = template_card({"card_type": card_type, "card_action": {"type": 1, "url": "https://x.test"}})
+    error = await refused(gateway, pb.SendRequest(account=account, recipients=recipients, message=message))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "message.template_card.card.card_type" in error.violations
+
+
+@pytest.mark.parametrize("char", ["x", "警"])
+async def test_an_error_that_echoes_a_huge_value_still_reaches_the_caller(
+    gateway: Gateway, char: str
+) -> None:
+    # The unknown account is named in the message; 70,000 characters of it would make trailers no
+    # client accepts (RESOURCE_EXHAUSTED "received metadata size exceeds hard limit").
+    account = char * 70_000
+    error = await refused(
+        gateway, pb.SendRequest(account=account, message=pb.Message(text=pb.Text(content="x")))
+    )
+    assert error.code == grpc.StatusCode.NOT_FOUND
+    assert error.message.endswith("…") and len(error.message.encode()) <= 512

@@ -339,6 +339,21 @@ async def test_a_page_token_is_refused_with_other_filters_or_when_not_ours(gatew
         assert set(error.violations) <= {"page_token", "page_size"} and error.violations
 
 
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, -1), (0, 1_000_000_000), (-62_135_596_801, 0), (253_402_300_800, 0)],
+    ids=["negative nanos", "a whole second of nanos", "before year 1", "after year 9999"],
+)
+@pytest.mark.parametrize("field", ["start_time", "end_time"])
+async def test_a_time_filter_outside_what_a_timestamp_allows_names_the_field(
+    gateway: Gateway, field: str, seconds: int, nanos: int
+) -> None:
+    request = pb.ListMessagesRequest(**{field: Timestamp(seconds=seconds, nanos=nanos)})
+    error = rich_error(await refused(gateway.stub.ListMessages(request, metadata=ALPHA, timeout=5)))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(error.violations) == [field]
+
+
 # -- deadlines ----------------------------------------------------------------------------------------
 
 

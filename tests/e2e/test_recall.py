@@ -130,7 +130,7 @@ def two_tenants(config: Config) -> Config:
         TenantSettings(name=name, api_keys=[hash_key(key)], accounts=[WECOM.account, DINGTALK.account])
         for name, key in (("alpha", KEY_A), ("beta", KEY_B))
     ]
-    return config.model_copy(update={"tenants": tenants})
+    return config.model_copy(update={"auth": "api_keys", "tenants": tenants})
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.sandbox import SandboxServer
 from gateway.sandbox.recording import CALL_MSGTYPES
@@ -312,6 +314,58 @@ async def test_vendor_answers_echoing_app_secrets_never_reach_the_caller(
     assert "invalid credential" in error.error_info.metadata["vendor_errmsg"]
 
 
+async def vendor_token(sandbox_url: str, app: App) -> str:
+    """The app's current access token, asked of the vendor as the gateway asks for it: while it is
+    valid the vendor hands out the same one, so this is the token the gateway holds."""
+    if app is WECOM_APP:
+        query = {"corpid": WECOM_CORP_ID, "corpsecret": WECOM_CORP_SECRET}
+    else:
+        query = {"appkey": DINGTALK_APP_KEY, "appsecret": DINGTALK_APP_SECRET}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(sandbox_url + app.gettoken_path, params=query) as reply,
+    ):
+        answer = await reply.json(content_type=None)
+    return str(answer["access_token"])
+
+
+TOKEN_ECHOES = [
+    pytest.param(app, errcode, id=f"{app.channel}-{errcode}")
+    for app in APPS
+    for errcode in (60011, 40014)  # a refusal the caller sees; a token rejection retried out of sight
+]
+
+
+@pytest.mark.parametrize(("app", "errcode"), TOKEN_ECHOES)
+async def test_a_vendor_answer_echoing_the_access_token_never_reaches_caller_record_or_span(
+    app_gateway: Gateway, sandbox: SandboxServer, spans: InMemorySpanExporter, app: App, errcode: int
+) -> None:
+    # The vendor names the token in its own words, not as access_token=...: only knowing it masks it.
+    await app_gateway.stub.Send(text_request(app), timeout=10)
+    token = await vendor_token(sandbox.url, app)
+    echo = f"invalid access_token: {token}"
+    app_gateway.sandbox.inject_fault(
+        app.channel, app.account, errcode=errcode, errmsg=echo, path=app.send_path
+    )
+
+    if errcode == 40014:
+        sent = await app_gateway.stub.Send(text_request(app, 1), timeout=10)
+        message_id = sent.message_id
+    else:
+        error = await refused(app_gateway.stub.Send(text_request(app, 1), timeout=10), token)
+        assert error.code == grpc.StatusCode.PERMISSION_DENIED
+        assert error.error_info is not None
+        assert error.error_info.metadata["vendor_errmsg"] == "invalid access_token: ***"
+        message_id = error.error_info.metadata["message_id"]
+    record = await app_gateway.stub.GetMessage(pb.GetMessageRequest(message_id=message_id), timeout=10)
+
+    assert record.message.attempts[0].vendor_errcode == errcode
+    assert token not in str(record)
+    assert "invalid access_token" in str(record)
+    for span in spans.get_finished_spans():
+        assert token not in span.to_json(), span.name
+
+
 # -- every "token invalid" answer (docs/vendors.md, Access tokens) ----------------------------------
 
 TOKEN_INVALID_ANSWERS = [
@@ -337,6 +391,39 @@ async def test_every_token_invalid_answer_refreshes_the_token_and_retries_once(
     assert response.vendor_message_id
     assert state.gettoken_calls(app.account) == 2
     assert [r.errcode for r in sends(state, app)] == [0, errcode, 0]
+
+
+@pytest.mark.parametrize("sub_code", ["40014", "40000", "42001"])
+async def test_dingtalk_errcode_88_with_a_token_sub_code_refreshes_the_token_and_retries_once(
+    app_gateway: Gateway, sub_code: str
+) -> None:
+    # DingTalk's newer answers say "token invalid" (40014, 40000) or "expired" (42001) as a sub_code.
+    state, app = app_gateway.sandbox, DINGTALK_APP
+    await app_gateway.stub.Send(text_request(app), timeout=10)
+    state.inject_fault(app.channel, app.account, errcode=88, sub_code=sub_code, path=app.send_path)
+
+    response = await app_gateway.stub.Send(text_request(app, 1), timeout=10)
+
+    assert response.vendor_message_id
+    assert state.gettoken_calls(app.account) == 2
+    assert [r.errcode for r in sends(state, app)] == [0, 88, 0]
+
+
+@pytest.mark.parametrize("app", APPS, ids=APP_IDS)
+async def test_a_token_the_vendor_says_expires_at_once_is_used_once_and_never_cached(
+    app_gateway: Gateway, app: App
+) -> None:
+    # A token issued with less than a second to live: gettoken answers expires_in 0 (whole seconds).
+    state = app_gateway.sandbox
+    state.set_token_lifetime(0.9)
+
+    first = await app_gateway.stub.Send(text_request(app), timeout=10)
+    state.clock.advance(1)  # the vendor has let it expire: sent again, it would be refused (42001)
+    second = await app_gateway.stub.Send(text_request(app, 1), timeout=10)
+
+    assert first.vendor_message_id and second.vendor_message_id
+    assert state.gettoken_calls(app.account) == 2, "one token per Send: the first was not kept"
+    assert 42001 not in [r.errcode for r in sends(state, app)], "an expired token was sent"
 
 
 # -- several replicas on one Redis ------------------------------------------------------------------

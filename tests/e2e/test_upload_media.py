@@ -313,7 +313,7 @@ async def test_uploading_to_an_account_the_tenant_may_not_use_is_permission_deni
     sandbox: SandboxServer,
 ) -> None:
     tenant = TenantSettings(name="robots", api_keys=[hash_key(API_KEY)], accounts=["team-wecom"])
-    config = gateway_config(sandbox.url).model_copy(update={"tenants": [tenant]})
+    config = gateway_config(sandbox.url).model_copy(update={"auth": "api_keys", "tenants": [tenant]})
     metadata = (("authorization", f"Bearer {API_KEY}"),)
 
     async with running_gateway(config, sandbox.state) as gateway:

@@ -140,3 +140,28 @@ async def test_an_oversized_stream_is_stopped_at_the_limit_without_reading_the_r
     # Seen here: 22 to 24 MB produced of 100; the slack is flow control's window, not our buffer.
     assert pulled < 40
     assert gateway.sandbox.received() == []
+
+
+async def test_an_unknown_media_type_is_invalid_naming_info_type(gateway: Gateway) -> None:
+    error = await upload_refused(gateway, [info(media_type=99), chunk(b"x" * 10)])
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "99 is not a media type" in error.violations["info.type"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("filename", "report.pdf\r\nX-Injected: yes"),
+        ("filename", "report\n.pdf"),
+        ("filename", "report\x00.pdf"),
+        ("content_type", "application/pdf\r\nX-Injected: yes"),
+        ("content_type", "application/pdf\x00"),
+    ],
+    ids=["filename-crlf", "filename-lf", "filename-nul", "content_type-crlf", "content_type-nul"],
+)
+async def test_a_name_or_type_that_would_break_the_vendors_header_is_invalid(
+    gateway: Gateway, field: str, value: str
+) -> None:
+    error = await upload_refused(gateway, [info(**{field: value}), chunk(b"x" * 10)])
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "control characters" in error.violations[f"info.{field}"]

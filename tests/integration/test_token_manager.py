@@ -117,6 +117,23 @@ async def test_token_is_kept_for_expires_in_minus_the_safety_margin(
     assert before + 6900 - 5 <= stored.expires_at <= time.time() + 6900
 
 
+@pytest.mark.parametrize("expires_in", [0, -30])
+async def test_a_token_that_expires_at_once_serves_the_waiting_calls_and_is_never_kept(
+    store_factory: Callable[[], TokenStore], expires_in: float
+) -> None:
+    vendor = Vendor(expires_in=expires_in)
+    store = store_factory()
+    manager = TokenManager(store)
+    manager.register("app", vendor.gettoken)
+
+    waiting = await asyncio.gather(*(manager.get("app") for _ in range(20)))
+    assert set(waiting) == {"token-1"} and vendor.calls == 1, "one fetch for the calls waiting"
+    assert await store.get("app") is None, "not kept for other calls or replicas"
+
+    assert await manager.get("app") == "token-2"
+    assert vendor.calls == 2
+
+
 async def test_invalidate_removes_only_the_token_that_failed(store_factory: Callable[[], TokenStore]) -> None:
     store = store_factory()
     manager = TokenManager(store)
@@ -203,6 +220,9 @@ async def test_redis_down_serves_known_tokens_then_fails_clearly_then_recovers()
         with pytest.raises(Unavailable) as caught:
             await manager.get("cold")
         assert "Redis" in caught.value.message and "'cold'" in caught.value.message
+        # Where Redis is and what failed go to the log; the caller learns only that it is down.
+        assert str(redis_process.port) not in caught.value.message
+        assert "Error" not in caught.value.message
 
         redis_process.start()
         assert await manager.get("cold") == "token-2"

@@ -161,6 +161,7 @@ def test_injecting_a_fault_for_an_unknown_robot_or_channel_raises(state: Sandbox
         {"http_status": 500, "times": 0},
         {"drop": "during"},
         {"drop": "after", "delay": 0.5},
+        {"sub_code": "42001"},
     ],
     ids=[
         "nothing to do",
@@ -170,6 +171,7 @@ def test_injecting_a_fault_for_an_unknown_robot_or_channel_raises(state: Sandbox
         "zero times",
         "unknown drop",
         "drop with delay",
+        "sub_code without errcode",
     ],
 )
 def test_a_meaningless_fault_is_refused(state: SandboxState, fault: dict[str, Any]) -> None:
@@ -195,6 +197,26 @@ async def test_an_app_fault_applies_to_any_of_its_endpoints(apps: AppClient, sta
     assert busy.json == {"errcode": -1, "errmsg": "system busy"}
     assert (await apps.wecom_send(WECOM_HELLO, token=token)).errcode == 0
     assert state.gettoken_calls(WECOM_APP) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_dingtalk_errcode_88_fault_can_carry_a_sub_code(apps: AppClient) -> None:
+    # DingTalk's newer answers say what errcode 88 means in a sub_code ("42001": token expired).
+    async with apps.session.post(
+        f"{apps.base_url}/_sandbox/faults",
+        json={
+            "channel": "dingtalk_work",
+            "robot": DING_APP,
+            "errcode": 88,
+            "sub_code": "42001",
+            "path": "/topapi/message/corpconversation/asyncsend_v2",
+        },
+    ) as response:
+        assert response.status == 201
+
+    refused = await apps.ding_send({"agent_id": DING_AGENT_ID, "userid_list": "user01"})
+
+    assert (refused.json["errcode"], refused.json["sub_code"]) == (88, "42001")
 
 
 @pytest.mark.asyncio

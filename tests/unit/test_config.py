@@ -1,4 +1,4 @@
-"""Configuration: ${ENV} values, and a bad file stopping start-up with one line that names the field."""
+"""Configuration: ${ENV} values, one line naming the field when a file is bad, and open only if asked."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def test_env_references_are_replaced_by_the_environment_value() -> None:
             """
             server:
               listen: ${LISTEN}
+            auth: none
             accounts:
               ops:
                 channel: dingtalk_robot
@@ -61,6 +62,7 @@ def test_env_reference_with_default_uses_the_default_only_when_the_variable_is_u
         """
         server:
           listen: ${LISTEN:-127.0.0.1:6000}
+        auth: none
         accounts:
           ops:
             channel: wecom_robot
@@ -166,6 +168,12 @@ BAD_FIELDS = {
         """,
         "token_store",
     ),
+    "unknown auth mode": (
+        """
+        auth: open
+        """,
+        "auth",
+    ),
 }
 
 
@@ -208,6 +216,7 @@ def test_loaded_credentials_are_masked_by_redaction() -> None:
     parse_config(
         config_text(
             f"""
+            auth: none
             accounts:
               ding:
                 channel: dingtalk_robot
@@ -223,6 +232,58 @@ def test_loaded_credentials_are_masked_by_redaction() -> None:
     assert key not in cleaned
 
 
+# -- who may call: tenants with API keys, or auth: none asked for in so many words -------------------
+
+OPEN_BY_ACCIDENT = (
+    "config: tenants: none configured; add tenants with api_keys, "
+    "or set auth: none to serve without authentication (development only)"
+)
+ONE_ACCOUNT = """
+accounts:
+  ops:
+    channel: wecom_robot
+    key: auth-test-key-9d02
+"""
+ONE_TENANT = f"""
+tenants:
+  - name: payments
+    api_keys: ["sha256:{"0" * 64}"]
+    accounts: [ops]
+"""
+
+
+def test_a_config_without_tenants_refuses_to_start_unless_it_asks_to_run_open() -> None:
+    assert config_error(ONE_ACCOUNT) == OPEN_BY_ACCIDENT
+    assert config_error("auth: api_keys\n" + ONE_ACCOUNT) == OPEN_BY_ACCIDENT
+
+
+def test_an_empty_config_refuses_to_start_for_the_same_reason() -> None:
+    assert config_error("") == OPEN_BY_ACCIDENT
+
+
+def test_auth_none_without_tenants_runs_open() -> None:
+    assert parse_config("auth: none\n" + ONE_ACCOUNT).auth == "none"
+
+
+def test_tenants_authenticate_by_default() -> None:
+    config = parse_config(ONE_ACCOUNT + ONE_TENANT)
+    assert config.auth == "api_keys"
+    assert [tenant.name for tenant in config.tenants] == ["payments"]
+
+
+def test_auth_none_with_tenants_is_refused_as_ambiguous() -> None:
+    message = config_error("auth: none\n" + ONE_ACCOUNT + ONE_TENANT)
+    assert message.startswith("config: auth: none conflicts with the configured tenants (payments);")
+    assert "\n" not in message
+
+
+def test_the_embedded_example_config_authenticates_its_demo_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    config = load_config(None)
+    assert config.auth == "api_keys"
+    assert [tenant.name for tenant in config.tenants] == ["demo"]
+
+
 def test_embedded_example_config_loads_when_no_path_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CONFIG_ENV, raising=False)
     config = load_config(None)
@@ -235,7 +296,9 @@ def test_config_path_comes_from_the_environment_when_not_given(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     path = tmp_path / "gateway.yaml"
-    path.write_text("accounts:\n  only-one:\n    channel: wecom_robot\n    key: env-path-key-11\n")
+    path.write_text(
+        "auth: none\naccounts:\n  only-one:\n    channel: wecom_robot\n    key: env-path-key-11\n"
+    )
     monkeypatch.setenv(CONFIG_ENV, str(path))
     assert set(load_config(None).accounts) == {"only-one"}
 
@@ -285,8 +348,18 @@ def test_check_config_exits_2_with_one_error_line_on_stderr(tmp_path: Path) -> N
 
 def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text("accounts:\n  ops:\n    channel: wecom_robot\n    key: good-key-1234\n")
+    good.write_text("auth: none\naccounts:\n  ops:\n    channel: wecom_robot\n    key: good-key-1234\n")
     result = run_cli("check-config", "--config", str(good))
     assert result.returncode == 0, result.stderr
     assert "ops" in result.stdout
     assert "good-key-1234" not in result.stdout + result.stderr
+
+
+def test_check_config_refuses_a_file_without_tenants_or_auth_none(tmp_path: Path) -> None:
+    open_by_accident = tmp_path / "open.yaml"
+    open_by_accident.write_text(ONE_ACCOUNT)
+    result = run_cli("check-config", "--config", str(open_by_accident))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"notify-gateway: config error: {open_by_accident}: {OPEN_BY_ACCIDENT.removeprefix('config: ')}"
+    ]

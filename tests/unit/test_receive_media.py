@@ -30,7 +30,7 @@ async def test_receive_stops_pulling_chunks_once_the_limit_is_exceeded() -> None
         raise AssertionError("an oversized file must not reach the upload")
 
     with pytest.raises(InvalidArgument) as caught:
-        await receive_media(ctx, unreachable)
+        await receive_media(memory_bytes=256 * 1024, spool_directory=None)(ctx, unreachable)
 
     assert pulled == 21  # 20 MB fit; the 21st chunk crosses the limit and nothing after it is read
     assert "20 MB" in caught.value.violations[0].description

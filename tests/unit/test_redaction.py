@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from gateway.redaction import MASK, RedactingFilter, redact, register_secrets
+from gateway import redaction
+from gateway.redaction import MASK, RedactingFilter, redact, register_secrets, register_token
 
 
 def test_registered_secret_is_masked_wherever_it_appears() -> None:
@@ -95,3 +97,90 @@ def test_filter_leaves_clean_records_unchanged(captured: tuple[logging.Logger, i
     logger, stream = captured
     logger.warning("delivered %d messages to %s", 3, "ops")
     assert stream.getvalue() == "WARNING delivered 3 messages to ops\n"
+
+
+# -- a caller's API key, which the gateway cannot know in advance ----------------------------------
+
+API_KEY = "caller-key-5f0e9b2a"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"authorization: Bearer {API_KEY}",
+        f"Authorization=Basic {API_KEY}",
+        f"metadata (('authorization', 'Bearer {API_KEY}'),)",
+        f"{{'authorization': '{API_KEY}'}}",
+        f'{{"authorization":"{API_KEY}"}}',
+        f"Invalid encoding on b'Bearer {API_KEY}\\xff'",
+        f"Invalid encoding on b'bearer \\xc3{API_KEY}'",
+        f"retrying with bearer {API_KEY}",
+    ],
+)
+def test_whatever_follows_authorization_or_bearer_is_masked(text: str) -> None:
+    cleaned = redact(text)
+    assert API_KEY not in cleaned
+    assert MASK in cleaned
+
+
+def test_how_to_authenticate_is_still_said_in_full() -> None:
+    hint = "missing credentials: send metadata 'authorization: Bearer <api key>'"
+    assert redact(hint) == hint
+    assert redact("the authorization header is missing") == "the authorization header is missing"
+
+
+def test_log_lines_mask_every_bytes_repr_as_grpc_logs_an_undecodable_header(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Sent without a scheme, nothing in the value says it is a key: the whole bytes value goes.
+    logger, stream = captured
+    logger.error("Invalid encoding on %s", (API_KEY.encode() + b"\xff"))
+    assert stream.getvalue() == "ERROR Invalid encoding on b'***'\n"
+
+
+class Collector(logging.Handler):
+    """Keeps the records it is handed, after its filters ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_fields_passed_with_extra_are_masked_too(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, _ = captured
+    collector = Collector()
+    collector.addFilter(RedactingFilter())
+    logger.addHandler(collector)
+    try:
+        logger.warning("store unavailable", extra={"error": f"authorization: Bearer {API_KEY}"})
+    finally:
+        logger.removeHandler(collector)
+    assert collector.records[0].error == "authorization: ***"  # type: ignore[attr-defined]
+
+
+# -- access tokens the vendors issue ---------------------------------------------------------------
+
+
+def test_a_registered_access_token_is_masked_in_any_wording() -> None:
+    token = "tok-unit-8e2c41d0b7"
+    register_token(token, time.time() + 7200)
+    assert redact(f"invalid access_token: {token}") == f"invalid access_token: {MASK}"
+    assert token not in redact(f"token {token} expired")
+
+
+def test_expired_tokens_are_forgotten_after_a_margin_and_the_registry_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = "tok-unit-expired-long-ago-3a1f"
+    register_token(old, time.time() - redaction.TOKEN_MEMORY_SECONDS - 1)
+    monkeypatch.setattr(redaction, "MAX_TOKENS", 3)
+    issued = [f"tok-unit-bounded-{n:04d}" for n in range(10)]
+    for n, token in enumerate(issued):
+        register_token(token, time.time() + 100_000 + n)
+
+    assert redact(old) == old, "forgotten once expired plus the margin"
+    assert [redact(token) for token in issued[-3:]] == [MASK] * 3, "the newest are kept"
+    assert redact(issued[0]) == issued[0], "the oldest gave way"

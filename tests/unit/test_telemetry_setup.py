@@ -13,7 +13,7 @@ from gateway.telemetry import TelemetryOptions, _metric_exporter, _span_exporter
 
 
 def options(text: str) -> TelemetryOptions:
-    return TelemetryOptions(**parse_config(text).telemetry.model_dump())
+    return TelemetryOptions(**parse_config(f"auth: none\n{text}").telemetry.model_dump())
 
 
 def test_none_exports_nothing() -> None:

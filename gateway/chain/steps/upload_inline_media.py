@@ -16,7 +16,7 @@ def upload_inline_media(cache: MediaCache) -> Step:
         if outgoing is not None and outgoing.pending_media is not None:
             media, slot = outgoing.pending_media
             uploaded, _, _ = await upload_through_cache(
-                cache, ctx.require_adapter(), media, deadline=ctx.deadline
+                cache, ctx.require_adapter(), media, tenant=ctx.tenant, deadline=ctx.deadline
             )
             slot["media_id"] = uploaded.media_id
             outgoing.pending_media = None

@@ -68,7 +68,7 @@ class AsyncNotifyClient:
     Args:
         address: the gateway, ``host:port``.
         api_key: the tenant's API key (sent as ``authorization: Bearer <key>``); None when the
-            gateway runs without tenants.
+            gateway runs open (``auth: none``, development only).
         insecure: plaintext, for a gateway on loopback in development. Otherwise TLS, verified with
             ``root_certificates`` (PEM bytes or a path; the system's roots when None).
         certificate_chain, private_key: a client certificate, for a gateway that requires mTLS.
