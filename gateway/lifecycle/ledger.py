@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, advance
+from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, IllegalTransition, advance
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -156,9 +156,22 @@ class Ledger:
     async def settle(self, stored: StoredRecord, mutate: Mutation) -> StoredRecord:
         """A Send's last write, ending its ownership. It runs to the end even when the Send is
         cancelled (the caller's deadline, a client gone, shutdown), and ``drain`` waits for it."""
-        task = asyncio.ensure_future(self.change(stored, mutate, release=True))
+        task = asyncio.ensure_future(self._settle(stored, mutate))
         self._track(task)
         return await asyncio.shield(task)
+
+    async def _settle(self, stored: StoredRecord, mutate: Mutation) -> StoredRecord:
+        try:
+            return await self.change(stored, mutate, release=True)
+        except LeaseLost as lost:
+            # Our lease ran out (the store was unreachable for a whole lease) and a reader resolved
+            # the record: what we learned still counts where the state machine allows it (a late
+            # SENT after UNKNOWN); otherwise the resolved record stands.
+            log.warning("message resolved while its Send worked", extra={"message_id": stored.message_id})
+            try:
+                return await self.change(lost.current, mutate, release=True)
+            except IllegalTransition:
+                return lost.current
 
     def _track(self, task: asyncio.Future[StoredRecord]) -> None:
         self._settling.add(task)

@@ -30,8 +30,9 @@ _NEXT: dict[State, frozenset[State]] = {
     SENDING: frozenset({SENT, FAILED, UNKNOWN}),
     SENT: frozenset({DELIVERED, RECALLED}),
     DELIVERED: frozenset({RECALLED}),
-    # Only an account that allows resending ambiguous messages (its vendor de-duplicates) leaves UNKNOWN.
-    UNKNOWN: frozenset({SENDING}),
+    # UNKNOWN is left only by a resend (an account whose vendor de-duplicates) or by a late answer
+    # that proves it was sent (a Send whose lease ran out while it waited for the vendor).
+    UNKNOWN: frozenset({SENDING, SENT}),
     FAILED: frozenset(),
     RECALLED: frozenset(),
     EXPIRED: frozenset(),

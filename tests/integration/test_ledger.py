@@ -192,6 +192,24 @@ async def test_a_send_whose_record_was_resolved_by_someone_else_loses_its_lease(
     assert found.record.state == UNKNOWN  # the late Send did not overwrite it
 
 
+async def test_a_send_that_lost_its_lease_still_records_what_it_learned_where_the_states_allow(
+    ledger: Ledger,
+) -> None:
+    sent = await ledger.open(new_record(), "send-1")
+    sent = await ledger.change(sent, to(SENDING))
+    failed = await ledger.open(new_record(), "send-2")
+    failed = await ledger.change(failed, to(SENDING))
+    for stored in (sent, failed):
+        await owner_gone(ledger, stored)
+        await ledger.get(stored.message_id)  # a reader resolves it: UNKNOWN
+
+    late_sent = await ledger.settle(sent, to(SENT))  # the vendor's answer came after all
+    late_failed = await ledger.settle(failed, to(FAILED))  # UNKNOWN never becomes FAILED
+
+    assert (late_sent.record.state, late_sent.owner) == (SENT, "")
+    assert late_failed.record.state == UNKNOWN
+
+
 async def test_take_over_makes_a_new_owner_of_an_unowned_record_once(ledger: Ledger) -> None:
     opened = await ledger.open(new_record(), "send-1")
     sending = await ledger.change(opened, to(SENDING))

@@ -45,6 +45,7 @@ ALLOWED: frozenset[tuple[State, State]] = frozenset(
         (SENT, RECALLED),
         (DELIVERED, RECALLED),
         (UNKNOWN, SENDING),  # a resend, only where the vendor drops repeats
+        (UNKNOWN, SENT),  # a late answer proves it was sent (the Send's lease ran out meanwhile)
     }
 )
 REFUSED = sorted(set(itertools.product(STATES, STATES)) - ALLOWED)
