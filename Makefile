@@ -37,8 +37,8 @@ $(CLIENT_STAMP): $(STAMP) $(GENERATED) clients/python/pyproject.toml
 $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund
 
-run: install-python  ## the gateway and the vendor sandbox on loopback, with the embedded example config
-	$(BIN)/notify-gateway serve --sandbox
+run: install-python  ## the gateway and the vendor sandbox on loopback, with the embedded example config or CONFIG=path
+	$(BIN)/notify-gateway serve --sandbox $(if $(CONFIG),--config $(CONFIG))
 
 sandbox: install-python  ## the vendor sandbox alone, seeded from the example config
 	$(BIN)/notify-gateway sandbox

@@ -1,16 +1,18 @@
-"""``notify-gateway``: serve the gateway, run the vendor sandbox, or check a config file."""
+"""``notify-gateway``: serve the gateway, run the vendor sandbox, check a config file, make API keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, parse_listen
 from gateway.logs import configure_logging
 from gateway.tenants import hash_key
 
@@ -18,33 +20,67 @@ log = logging.getLogger("gateway.cli")
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8480"
 
 
+CONFIG_HELP = "YAML config file (default: $NOTIFY_GATEWAY_CONFIG, else the embedded example config)"
+HASH_KEY_DESCRIPTION = """\
+Reads an API key from standard input (not from the command line, where it would
+land in the shell history and the process list) and prints its hash, the form
+tenants[].api_keys wants in the config file:
+
+  echo -n "$KEY" | notify-gateway hash-key
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="notify-gateway", description=__doc__)
-    parser.add_argument("--log-level", default="INFO")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="least severe log records written to stderr, as JSON lines (default: INFO)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gRPC gateway")
-    serve.add_argument(
-        "--config", help="YAML config (default: $NOTIFY_GATEWAY_CONFIG, else the embedded example)"
-    )
+    serve.add_argument("--config", help=CONFIG_HELP)
     serve.add_argument(
         "--sandbox",
         nargs="?",
         const=DEFAULT_SANDBOX_LISTEN,
+        type=_listen,
         metavar="HOST:PORT",
         help="also run the vendor sandbox in this process, seeded with the config's accounts "
         f"(default {DEFAULT_SANDBOX_LISTEN})",
     )
 
     sandbox = commands.add_parser("sandbox", help="run the vendor sandbox alone")
-    sandbox.add_argument("--config", help="seed the sandbox with this config's accounts")
-    sandbox.add_argument("--listen", default=DEFAULT_SANDBOX_LISTEN, metavar="HOST:PORT")
+    sandbox.add_argument("--config", help=f"seed the sandbox with this config's accounts; {CONFIG_HELP}")
+    sandbox.add_argument(
+        "--listen",
+        default=DEFAULT_SANDBOX_LISTEN,
+        type=_listen,
+        metavar="HOST:PORT",
+        help="where the sandbox serves HTTP; port 0 takes any free port, which is logged "
+        f"(default {DEFAULT_SANDBOX_LISTEN})",
+    )
 
-    check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("--config")
+    check = commands.add_parser(
+        "check-config", help="validate a config file, print every problem in it, and exit"
+    )
+    check.add_argument("--config", help=CONFIG_HELP)
 
     commands.add_parser(
-        "hash-key", help="read an API key on stdin, print the hash to put in tenants.api_keys"
+        "hash-key",
+        help="read an API key on stdin, print the hash to put in tenants.api_keys",
+        description=HASH_KEY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands.add_parser(
+        "new-key",
+        help="print a new random API key and its hash for tenants.api_keys",
+        description="Prints a new random API key (give it to the caller) and its sha256: hash "
+        "(put it in the tenant's api_keys), on two labelled lines.",
     )
 
     args = parser.parse_args(argv)
@@ -55,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(hash_key(key))
         return 0
-    configure_logging(args.log_level.upper())
+    if args.command == "new-key":
+        key = secrets.token_urlsafe(32)  # 256 bits from the OS's CSPRNG
+        print(f"key:  {key}")
+        print(f"hash: {hash_key(key)}")
+        return 0
+    configure_logging(args.log_level)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"notify-gateway: config error: {exc}", file=sys.stderr)
+        for line in exc.lines:
+            print(f"notify-gateway: config error: {line}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(f"config ok: {len(config.accounts)} accounts ({', '.join(sorted(config.accounts))})")
@@ -67,6 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sandbox":
         return asyncio.run(_run_sandbox(config, args.listen))
     return asyncio.run(_serve(config, args.sandbox))
+
+
+def _version() -> str:
+    """The installed distribution's version, so --version cannot drift from pyproject.toml."""
+    try:
+        return importlib.metadata.version("notify-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _listen(value: str) -> str:
+    """A ``HOST:PORT`` argument, refused by argparse (exit 2, usage) when it could not be bound."""
+    try:
+        parse_listen(value, allow_port_zero=True)  # the sandbox logs the port it got
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+    return value
 
 
 async def _serve(config: Config, sandbox_listen: str | None) -> int:

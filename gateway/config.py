@@ -1,22 +1,31 @@
 """The gateway's configuration: one YAML file, ``${ENV}`` values, validated once at start-up.
 
-A bad file stops start-up with one line naming the field (``ConfigError``); nothing downstream
-re-checks configuration. Account sections are validated by the settings model that their
-channel module declares, so adding a channel never touches this file.
+A bad file stops start-up with one line per problem, each naming its field, all of them at once
+(``ConfigError``), so fixing a file takes one round; nothing downstream re-checks configuration.
+Account sections are validated by the settings model that their channel module declares, so
+adding a channel never touches this file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.channels.registry import CHANNELS
 from gateway.channels.settings import AccountSettings
@@ -29,7 +38,30 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded as one line that names the field."""
+    """Every problem found in a config file, one line each naming its field.
+
+    ``lines`` keeps them apart for a terminal (check-config prints one per line); the message joins
+    them with "; " so a log record of the error stays a single line.
+    """
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def parse_listen(value: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
+    """Splits ``host:port`` and checks the port's range.
+
+    Checked here because the servers do not: grpc given 127.0.0.1:99999 binds a random port and
+    says nothing. Port 0 (any free port) only where the caller can learn the port it got.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("must be host:port, for example 127.0.0.1:50051")
+    lowest = 0 if allow_port_zero else 1
+    if not lowest <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range ({lowest}-65535)")
+    return host, int(port)
 
 
 class _Strict(BaseModel):
@@ -45,6 +77,11 @@ class TlsSettings(_Strict):
 class ServerSettings(_Strict):
     listen: str = "127.0.0.1:50051"
     grace_period_seconds: float = Field(default=10.0, ge=0)
+    # On SIGTERM, health says NOT_SERVING this long while the port still accepts, so load
+    # balancers stop routing here before it closes; then the grace period.
+    drain_delay_seconds: float = Field(default=5.0, ge=0)
+    # How often the store (Redis) is pinged; the service's health is NOT_SERVING while it fails.
+    health_check_seconds: float = Field(default=5.0, gt=0)
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     # What a caller may send on a stream ahead of what the gateway has read (HTTP/2 window): the
     # memory an upload costs in gRPC's buffers. Larger helps uploads over high-latency links.
@@ -54,9 +91,7 @@ class ServerSettings(_Strict):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError("must be host:port, for example 127.0.0.1:50051")
+        parse_listen(value, allow_port_zero=True)  # 0: tests bind any free port and read it back
         return value
 
 
@@ -67,6 +102,13 @@ class TelemetrySettings(_Strict):
     prometheus_listen: str | None = None  # host:port to serve /metrics for Prometheus
     sample_ratio: float = Field(default=1.0, ge=0, le=1)  # share of traces recorded (a caller's choice wins)
     service_name: str = "notify-gateway"
+
+    @field_validator("prometheus_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)  # no port 0: a scraper needs to know where /metrics is
+        return value
 
 
 class MessageSettings(_Strict):
@@ -129,31 +171,14 @@ class Config(_Strict):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _tenants_name_known_accounts(self) -> Config:
-        names: set[str] = set()
-        for i, tenant in enumerate(self.tenants):
-            if tenant.name in names:
-                raise ValueError(f"tenants.{i}.name: {tenant.name!r} is used twice")
-            names.add(tenant.name)
-            for account in tenant.accounts:
-                if account != ALL_ACCOUNTS and account not in self.accounts:
-                    raise ValueError(f"tenants.{i}.accounts: {account!r} is not a configured account")
-        return self
-
-    @model_validator(mode="after")
-    def _auth_is_chosen(self) -> Config:
-        """Open must be asked for: a file that merely lacks tenants would otherwise serve everyone."""
-        if self.auth == "api_keys" and not self.tenants:
-            raise ValueError(
-                "tenants: none configured; add tenants with api_keys, "
-                "or set auth: none to serve without authentication (development only)"
-            )
-        if self.auth == "none" and self.tenants:
-            names = ", ".join(tenant.name for tenant in self.tenants)
-            raise ValueError(
-                f"auth: none conflicts with the configured tenants ({names}); "
-                "remove auth: none to require their API keys, or remove the tenants"
-            )
+    def _sections_agree(self, info: ValidationInfo) -> Config:
+        """The checks across sections, for a Config built directly; parse_config runs them itself."""
+        if info.context and info.context.get(_CROSS_CHECKED):
+            return self
+        tenants = [(tenant.name, tenant.accounts) for tenant in self.tenants]
+        problems = _cross_problems(self.auth, tenants, self.accounts)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @field_validator("token_store")
@@ -191,17 +216,44 @@ def parse_config(text: str, *, source: str = "config", environ: Mapping[str, str
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    unset: dict[tuple[str, ...], str] = {}
+    raw = _substitute(raw, os.environ if environ is None else environ, (), unset)
+    problems = [
+        f"{_field(where, raw)}: environment variable {name} is not set" for where, name in unset.items()
+    ]
+
+    def report(loc: Sequence[str | int], message: str) -> None:
+        path = tuple(str(part) for part in loc)
+        if not any(path[: len(where)] == where for where in unset):  # already reported as unset
+            problems.append(f"{_field(path, raw)}: {message}" if path else message)
+
+    accounts_raw = raw.pop("accounts", None) or {}
+    accounts: dict[str, AccountSettings] = {}
+    if isinstance(accounts_raw, dict):
+        for account_id, account_raw in accounts_raw.items():
+            try:
+                accounts[str(account_id)] = _account(account_raw)
+            except ValidationError as exc:
+                for loc, message in _errors(exc):
+                    report(("accounts", str(account_id), *loc), message)
+            except _FieldError as exc:
+                report(("accounts", str(account_id), *exc.loc), exc.message)
+    else:
+        report(("accounts",), "must be a mapping of account id to settings")
+    config: Config | None = None
     try:
-        raw = _substitute(raw, os.environ if environ is None else environ, ())
-        accounts_raw = raw.pop("accounts", None) or {}
-        if not isinstance(accounts_raw, dict):
-            raise _FieldError("accounts: must be a mapping of account id to settings")
-        accounts = {str(k): _account(str(k), v) for k, v in accounts_raw.items()}
-        config = Config.model_validate({**raw, "accounts": accounts})
+        config = Config.model_validate({**raw, "accounts": accounts}, context={_CROSS_CHECKED: True})
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_error(exc)}") from None
-    except _FieldError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        for loc, message in _errors(exc):
+            report(loc, message)
+    tenants = raw.get("tenants") or []
+    if isinstance(tenants, list):  # else the tenants field error says so, and there is nothing to cross
+        declared = [str(account_id) for account_id in accounts_raw] if isinstance(accounts_raw, dict) else []
+        pairs = [(t.get("name"), t.get("accounts")) if isinstance(t, dict) else (None, None) for t in tenants]
+        for problem in _cross_problems(raw.get("auth", "api_keys"), pairs, declared):
+            problems.append(problem)
+    if problems or config is None:
+        raise ConfigError(*(f"{source}: {problem}" for problem in problems))
     register_secrets(s for account in config.accounts.values() for s in account.secret_values())
     redis_password = urlsplit(config.token_store).password
     if redis_password:
@@ -209,40 +261,101 @@ def parse_config(text: str, *, source: str = "config", environ: Mapping[str, str
     return config
 
 
+_CROSS_CHECKED = "cross_checked"  # validation context: parse_config runs _cross_problems itself
+
+
+def _cross_problems(
+    auth: object, tenants: Sequence[tuple[object, object]], accounts: Collection[str]
+) -> list[str]:
+    """The checks between sections: tenants named once, naming declared accounts; auth agrees with tenants.
+
+    Plain values, so that parse_config can run them on the file's raw sections: pydantic skips model
+    validators once any field fails, and these problems would then show only on the next run. A
+    tenant naming an account that is declared but invalid is not reported again.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, (name, tenant_accounts) in enumerate(tenants):
+        where = _tenant(i, name)
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"{where}.name: {name!r} is used twice")
+            seen.add(name)
+        for account in tenant_accounts if isinstance(tenant_accounts, list) else []:
+            if isinstance(account, str) and account != ALL_ACCOUNTS and account not in accounts:
+                problems.append(f"{where}.accounts: {account!r} is not a configured account")
+    # Open must be asked for: a file that merely lacks tenants would otherwise serve everyone.
+    if auth == "api_keys" and not tenants:
+        problems.append(
+            "tenants: none configured; add tenants with api_keys, "
+            "or set auth: none to serve without authentication (development only)"
+        )
+    if auth == "none" and tenants:
+        names = ", ".join(str(name) for name, _ in tenants)
+        problems.append(
+            f"auth: none conflicts with the configured tenants ({names}); "
+            "remove auth: none to require their API keys, or remove the tenants"
+        )
+    return problems
+
+
+def _tenant(index: int, name: object) -> str:
+    """Tenants by name, as people know them; by position only when the name itself is missing."""
+    return f"tenants[{name}]" if isinstance(name, str) and name else f"tenants.{index}"
+
+
+def _field(loc: Sequence[str], raw: Mapping[str, Any]) -> str:
+    """The dotted field name, with a tenant's position replaced by its name."""
+    tenants = raw.get("tenants")
+    if len(loc) >= 2 and loc[0] == "tenants" and loc[1].isdigit() and isinstance(tenants, list):
+        index = int(loc[1])
+        if index < len(tenants):
+            name = tenants[index].get("name") if isinstance(tenants[index], dict) else None
+            return ".".join([_tenant(index, name), *loc[2:]])
+    return ".".join(loc)
+
+
 class _FieldError(Exception):
-    pass
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
 
 
-def _account(account_id: str, raw: Any) -> AccountSettings:
-    where = f"accounts.{account_id}"
+def _account(raw: Any) -> AccountSettings:
     if not isinstance(raw, dict):
-        raise _FieldError(f"{where}: must be a mapping with a channel")
+        raise _FieldError((), "must be a mapping with a channel")
     channel = raw.get("channel")
     adapter = CHANNELS.get(str(channel))
     if adapter is None:
         known = ", ".join(sorted(CHANNELS))
-        raise _FieldError(f"{where}.channel: {channel!r} is not a channel; known: {known}")
-    try:
-        return adapter.Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise _FieldError(f"{where}.{_first_error(exc)}") from None
+        raise _FieldError(("channel",), f"{channel!r} is not a channel; known: {known}")
+    return adapter.Settings.model_validate(raw)
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown field"
-    return f"{field}: {message}" if field else message
+def _errors(exc: ValidationError) -> list[tuple[tuple[str, ...], str]]:
+    """Every error pydantic found, as (field path, message), not only the first."""
+    found = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        found.append((tuple(str(part) for part in error["loc"]), message))
+    return found
 
 
-def _substitute(value: Any, environ: Mapping[str, str], where: tuple[str, ...]) -> Any:
-    """Replaces ``${VAR}`` / ``${VAR:-default}`` in every string, so secrets stay out of the file."""
+def _substitute(
+    value: Any, environ: Mapping[str, str], where: tuple[str, ...], unset: dict[tuple[str, ...], str]
+) -> Any:
+    """Replaces ``${VAR}`` / ``${VAR:-default}`` in every string, so secrets stay out of the file.
+
+    A variable that is not set is recorded in ``unset`` (field -> variable) and left as written, so
+    the rest of the file is still checked in the same run.
+    """
     if isinstance(value, dict):
-        return {k: _substitute(v, environ, (*where, str(k))) for k, v in value.items()}
+        return {k: _substitute(v, environ, (*where, str(k)), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, environ, (*where, str(i))) for i, v in enumerate(value)]
+        return [_substitute(v, environ, (*where, str(i)), unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -252,6 +365,7 @@ def _substitute(value: Any, environ: Mapping[str, str], where: tuple[str, ...]) 
             return environ[name]
         if default is not None:
             return default
-        raise _FieldError(f"{'.'.join(where)}: environment variable {name} is not set")
+        unset.setdefault(where, name)
+        return match.group(0)
 
     return _ENV_REF.sub(lookup, value)

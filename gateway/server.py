@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from types import TracebackType
@@ -23,6 +24,7 @@ from gateway.interceptors.tracing import TracingInterceptor
 from gateway.lifecycle.ledger import Ledger
 from gateway.lifecycle.reports import DeliveryReports, ReportPolicy
 from gateway.service import NotificationService
+from gateway.store.health import StoreHealth
 from gateway.store.stores import open_stores
 from gateway.tenants import Tenant, Tenants, parse_key_hash
 from gateway.tokens import TokenManager
@@ -43,6 +45,8 @@ class GatewayServer:
         self.stores = open_stores(
             config.token_store, config.key_namespace, retention=messages.retention_hours * 3600
         )
+        self.store_health = StoreHealth(config.token_store, self.stores.redis)
+        self._store_watch: asyncio.Task[None] | None = None
         self.tokens = TokenManager(self.stores.tokens)
         self.accounts = Accounts(config.accounts, self.transport, self.tokens)
         self.ledger = Ledger(self.stores.records, lease_seconds=messages.owner_lease_seconds)
@@ -131,12 +135,41 @@ class GatewayServer:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
+        """Starts even if the store is down (Redis may come later): only its health says so.
+
+        "" stays SERVING while the process is up, so a liveness probe does not restart a gateway
+        that can do nothing about Redis; the service's name follows the store, for readiness.
+        """
+        reachable = await self.store_health.check_at_start()
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._set_service_health(reachable)
         await self._server.start()
         self.tokens.start()
         self.reports.start()
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._store_watch = asyncio.create_task(
+            self.store_health.watch(self.config.server.health_check_seconds, self._set_service_health),
+            name="store-health",
+        )
         log.info("gateway listening", extra={"address": self.address, "accounts": sorted(self.accounts)})
+
+    async def _set_service_health(self, store_reachable: bool) -> None:
+        status = health_pb2.HealthCheckResponse
+        await self._health.set(SERVICE_NAME, status.SERVING if store_reachable else status.NOT_SERVING)
+
+    async def drain(self, delay: float | None = None, interrupted: asyncio.Event | None = None) -> None:
+        """Says NOT_SERVING for ``delay`` s (default: the config's) while the port still accepts.
+
+        Load balancers poll health every few seconds: closing the port at once would fail calls
+        routed here before they noticed. ``interrupted`` (a second signal) cuts the wait short.
+        Not part of ``stop``, so tests and embedders that stop a gateway do not wait for it.
+        """
+        delay = self.config.server.drain_delay_seconds if delay is None else delay
+        await self._health.enter_graceful_shutdown()
+        if delay > 0:
+            log.info("draining: health NOT_SERVING before the port closes", extra={"drain_seconds": delay})
+            waiter = interrupted or asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), timeout=delay)
 
     async def stop(self, grace: float | None = None) -> None:
         """Reports NOT_SERVING, lets in-flight calls finish within the grace period, closes sessions."""
@@ -144,6 +177,10 @@ class GatewayServer:
             return
         self._stopped.set()
         grace = self.config.server.grace_period_seconds if grace is None else grace
+        if self._store_watch is not None:
+            self._store_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._store_watch
         await self._health.enter_graceful_shutdown()
         # Calls still running at the end of the grace period are cancelled; each records its
         # message's outcome (UNKNOWN if a vendor call was in flight) before the store closes.
@@ -169,12 +206,33 @@ class GatewayServer:
 
 
 async def run_until_signalled(server: GatewayServer) -> None:
-    """Serves until SIGTERM or SIGINT, then stops gracefully."""
+    """Serves until SIGTERM or SIGINT, then stops gracefully.
+
+    SIGTERM (an orchestrator) first drains for ``server.drain_delay_seconds``; SIGINT (Ctrl-C at a
+    terminal, where no load balancer is watching) and a second signal skip the drain.
+    """
     loop = asyncio.get_running_loop()
     signalled = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        signalled.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, signalled.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await server.start()
     await signalled.wait()
-    log.info("signal received; draining", extra={"grace_seconds": server.config.server.grace_period_seconds})
+    settings = server.config.server
+    drain = settings.drain_delay_seconds if received[0] == signal.SIGTERM else 0.0
+    log.info(
+        "signal received; draining",
+        extra={
+            "signal": received[0].name,
+            "drain_seconds": drain,
+            "grace_seconds": settings.grace_period_seconds,
+        },
+    )
+    signalled.clear()  # a second signal ends the drain delay early
+    await server.drain(drain, interrupted=signalled)
     await server.stop()

@@ -36,11 +36,35 @@ rpc_calls = meter.create_counter("notify.rpc.calls", description="RPCs served, b
 vendor_errors = meter.create_counter(
     "notify.vendor.errors", description="Vendor answers with a non-zero errcode"
 )
+# The SDK's default buckets are milliseconds (0, 5, 10 ... 10000): on a seconds unit every call up to
+# 5 s would land in one bucket. These span a fast vendor answer to one that takes a long deadline.
+VENDOR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A Send that stays in the gateway (refused, deduplicated) takes about a millisecond; one that waits
+# for a rate-limit slot or retries a vendor can take up to its deadline.
+RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 vendor_duration = meter.create_histogram(
-    "notify.vendor.duration", unit="s", description="Vendor HTTP call latency, per attempt"
+    "notify.vendor.duration",
+    unit="s",
+    description="Vendor HTTP call latency, per attempt",
+    explicit_bucket_boundaries_advisory=VENDOR_BUCKETS,
+)
+# The installed semantic conventions (0.66b2) name the seconds histogram rpc.server.call.duration and
+# deprecate rpc.server.duration, whose unit is ms; attributes are the server span's, so they join.
+rpc_duration = meter.create_histogram(
+    "rpc.server.call.duration",
+    unit="s",
+    description="Duration of RPCs served, as long as their server span",
+    explicit_bucket_boundaries_advisory=RPC_BUCKETS,
 )
 token_fetches = meter.create_counter(
-    "notify.token.fetches", description="gettoken calls made by this replica"
+    "notify.token.fetches", description="gettoken calls made by this replica, by account and outcome"
+)
+rate_limit_refusals = meter.create_counter(
+    "notify.rate_limit.refusals",
+    description="Sends refused by a rate limit, by scope (tenant or account) and account",
+)
+vendor_retries = meter.create_counter(
+    "notify.vendor.retries", description="Vendor calls attempted again, by channel and reason"
 )
 
 

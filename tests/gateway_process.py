@@ -72,6 +72,7 @@ def config_file(directory: Path, sandbox_url: str, port: int) -> Path:
             server:
               listen: 127.0.0.1:{port}
               grace_period_seconds: 5
+              drain_delay_seconds: 0
             auth: none
             accounts:
               team-wecom:

@@ -43,7 +43,7 @@ from gateway.errors import (
 )
 from gateway.redaction import redact, register_token
 from gateway.store.rate_limits import RateLimit
-from gateway.telemetry import current_span, vendor_duration, vendor_errors
+from gateway.telemetry import current_span, vendor_duration, vendor_errors, vendor_retries
 from gateway.tokens.manager import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -309,6 +309,8 @@ class ChannelAdapter(ABC):
             except TransportError as exc:
                 kind = "VENDOR_TIMEOUT" if isinstance(exc, TransportTimeout) else "VENDOR_UNREACHABLE"
                 attempt.failed_in_transit(str(exc) if exc.sent else f"{exc} (request not sent)")
+                # A label has few values: the kind of failure, never the exception's text.
+                reason = "timeout" if isinstance(exc, TransportTimeout) else "unreachable"
                 if (exc.sent and not self.resends_ambiguous) or number == tries:
                     raise self._unavailable(f"{self.vendor_name} {path}: {exc}", kind) from None
             except BaseException:
@@ -324,6 +326,7 @@ class ChannelAdapter(ABC):
                     else:
                         attempt.settle(AMBIGUOUS, f"HTTP {status}", http_status=status)
                         may_retry = self.resends_ambiguous
+                    reason = f"http_{status}"
                     if not may_retry or number == tries:
                         raise self._unavailable(
                             f"{self.vendor_name} {path} answered HTTP {reply.status}",
@@ -346,6 +349,7 @@ class ChannelAdapter(ABC):
                     outcome = self.classify(errcode, answer)
                     if outcome is not VendorOutcome.RETRY or number == tries:
                         raise self.vendor_error(outcome, errcode, errmsg)
+                    reason = f"errcode_{errcode}"
             delay = _backoff(number)
             if deadline is not None and time.monotonic() + delay >= deadline:
                 raise self._unavailable(
@@ -359,6 +363,7 @@ class ChannelAdapter(ABC):
             trace.get_current_span().add_event(
                 "vendor.retry", {"attempt": number, "reason": attempt.detail, "delay_seconds": delay}
             )
+            vendor_retries.add(1, {"notify.channel": self.channel, "reason": reason})
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises
 

@@ -162,13 +162,15 @@ class TokenManager:
         if fetcher is None:
             raise RuntimeError(f"no token fetcher registered for account {account!r}")
         self.fetches += 1
-        token_fetches.add(1, {"notify.account": account})
         with current_span("token.fetch", attributes={"notify.account": account}):
             try:
                 token, expires_in = await fetcher(deadline)
-            except GatewayError as error:
-                self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
+            except BaseException as error:
+                if isinstance(error, GatewayError):
+                    self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
+                token_fetches.add(1, {"notify.account": account, "outcome": "error"})
                 raise
+        token_fetches.add(1, {"notify.account": account, "outcome": "ok"})
         now = time.time()
         lifetime = self._lifetime(expires_in)
         register_token(token, now + max(expires_in, 0.0))

@@ -73,6 +73,7 @@ def app_config_text(
         server:
           listen: {listen}
           grace_period_seconds: 5
+          drain_delay_seconds: 0
         auth: none
         token_store: {token_store}
         key_namespace: {namespace}

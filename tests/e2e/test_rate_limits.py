@@ -61,6 +61,7 @@ def replica_config(directory: Path, sandbox_url: str, redis_url: str, namespace:
             server:
               listen: 127.0.0.1:{port}
               grace_period_seconds: 1
+              drain_delay_seconds: 0
             auth: none
             token_store: {redis_url}
             key_namespace: {namespace}

@@ -71,6 +71,7 @@ def write_config(
             server:
               listen: 127.0.0.1:{port}
               grace_period_seconds: {GRACE}
+              drain_delay_seconds: 0
             auth: none
             token_store: {redis_url}
             key_namespace: {namespace}

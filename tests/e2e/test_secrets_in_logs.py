@@ -34,6 +34,7 @@ def tenant_config(directory: Path, port: int) -> Path:
             server:
               listen: 127.0.0.1:{port}
               grace_period_seconds: 1
+              drain_delay_seconds: 0
             tenants:
               - name: payments
                 api_keys: ["{hash_key(KEY)}"]

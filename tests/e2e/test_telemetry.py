@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 import grpc
 import pytest
 import yaml
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -447,12 +447,13 @@ async def test_sends_are_counted_by_method_and_status(
 async def test_an_application_send_counts_its_token_fetch(
     gateway: Gateway, metric_reader: InMemoryMetricReader
 ) -> None:
-    before = total(metric_reader, "notify.token.fetches", **{"notify.account": "ding-app"})
+    labels = {"notify.account": "ding-app", "outcome": "ok"}
+    before = total(metric_reader, "notify.token.fetches", **labels)
 
     await gateway.stub.Send(send_request("ding-app"), timeout=5)
     await gateway.stub.Send(send_request("ding-app"), timeout=5)  # the token is reused
 
-    assert total(metric_reader, "notify.token.fetches", **{"notify.account": "ding-app"}) - before == 1
+    assert total(metric_reader, "notify.token.fetches", **labels) - before == 1
 
 
 async def test_vendor_call_latency_is_recorded(gateway: Gateway, metric_reader: InMemoryMetricReader) -> None:
@@ -461,3 +462,140 @@ async def test_vendor_call_latency_is_recorded(gateway: Gateway, metric_reader: 
     await gateway.stub.Send(send_request("team-wecom"), timeout=5)
 
     assert total(metric_reader, "notify.vendor.duration", **{"notify.channel": "wecom_robot"}) - before >= 1
+
+
+def metric_of(reader: InMemoryMetricReader, name: str) -> Metric:
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data is not None else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    return metric
+    raise AssertionError(f"no metric {name}")
+
+
+def histogram_points(
+    reader: InMemoryMetricReader, name: str, **attributes: object
+) -> list[HistogramDataPoint]:
+    found = [p for p in points(reader, name) if isinstance(p, HistogramDataPoint)]
+    return [p for p in found if all((p.attributes or {}).get(k) == v for k, v in attributes.items())]
+
+
+GATEWAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+VENDOR_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+
+
+async def test_vendor_latency_has_buckets_in_seconds(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+
+    metric = metric_of(metric_reader, "notify.vendor.duration")
+    assert metric.unit == "s"
+    (point,) = histogram_points(
+        metric_reader,
+        "notify.vendor.duration",
+        **{"notify.channel": "wecom_robot", "notify.vendor.path": "/cgi-bin/webhook/send", "outcome": "200"},
+    )
+    assert list(point.explicit_bounds) == VENDOR_BUCKETS
+
+
+async def test_every_rpc_has_a_duration_labelled_as_the_rpc_semantic_conventions_say(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    rpc = {"rpc.system": "grpc", "rpc.service": "notify.v1.NotificationService", "rpc.method": "Send"}
+    ok = {**rpc, "rpc.grpc.status_code": 0, "notify.status": "OK"}
+    not_found = {**rpc, "rpc.grpc.status_code": 5, "notify.status": "NOT_FOUND"}
+    ok_before = total(metric_reader, "rpc.server.call.duration", **ok, **{"notify.account": "team-wecom"})
+    not_found_before = total(metric_reader, "rpc.server.call.duration", **not_found)
+
+    await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gateway.stub.Send(send_request("nobody"), timeout=5)
+
+    assert metric_of(metric_reader, "rpc.server.call.duration").unit == "s"
+    delivered = histogram_points(
+        metric_reader, "rpc.server.call.duration", **ok, **{"notify.account": "team-wecom"}
+    )
+    assert sum(p.count for p in delivered) - ok_before == 1
+    assert {p.attributes["notify.channel"] for p in delivered if p.attributes} == {"wecom_robot"}
+    assert all(list(p.explicit_bounds) == GATEWAY_BUCKETS for p in delivered)
+    unknown = histogram_points(metric_reader, "rpc.server.call.duration", **not_found)
+    assert sum(p.count for p in unknown) - not_found_before == 1
+    assert all("notify.account" not in (p.attributes or {}) for p in unknown), (
+        "an account the gateway does not know is not a label: callers could make up any number"
+    )
+
+
+async def test_rpc_counts_name_the_status_and_the_tenant(
+    sandbox: SandboxServer, metric_reader: InMemoryMetricReader
+) -> None:
+    tenants = [{"name": "counted", "api_keys": [hash_key(TENANT_KEY)], "accounts": ["*"]}]
+    labels = {
+        "rpc.method": "Send",
+        "notify.status": "OK",
+        "notify.tenant": "counted",
+        "notify.account": "plain-dingtalk",
+        "notify.channel": "dingtalk_robot",
+    }
+    before = total(metric_reader, "notify.rpc.calls", **labels)
+
+    async with running_gateway(
+        configured(gateway_config(sandbox.url), tenants=tenants), sandbox.state
+    ) as gateway:
+        await gateway.stub.Send(
+            send_request("plain-dingtalk"), metadata=(("authorization", f"Bearer {TENANT_KEY}"),), timeout=5
+        )
+
+    assert total(metric_reader, "notify.rpc.calls", **labels) - before == 1
+
+
+async def test_rate_limit_refusals_are_counted_by_scope_and_account(
+    sandbox: SandboxServer, metric_reader: InMemoryMetricReader
+) -> None:
+    tenants = [
+        {
+            "name": "thrifty",
+            "api_keys": [hash_key(TENANT_KEY)],
+            "accounts": ["*"],
+            "quotas": {"sends_per_minute": 1},
+        }
+    ]
+    labels = {"notify.rate_limit.scope": "tenant", "notify.account": "team-wecom"}
+    before = total(metric_reader, "notify.rate_limit.refusals", **labels)
+
+    async with running_gateway(
+        configured(gateway_config(sandbox.url), tenants=tenants), sandbox.state
+    ) as gateway:
+        as_tenant = (("authorization", f"Bearer {TENANT_KEY}"),)
+        await gateway.stub.Send(send_request("team-wecom"), metadata=as_tenant, timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await gateway.stub.Send(send_request("team-wecom"), metadata=as_tenant, timeout=5)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert total(metric_reader, "notify.rate_limit.refusals", **labels) - before == 1
+
+
+async def test_vendor_retries_are_counted_by_channel_and_reason(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    labels = {"notify.channel": "wecom_robot", "reason": "http_503"}
+    before = total(metric_reader, "notify.vendor.retries", **labels)
+    gateway.sandbox.inject_fault("wecom_robot", "team-wecom", http_status=503)
+
+    await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+
+    assert total(metric_reader, "notify.vendor.retries", **labels) - before == 1
+
+
+async def test_a_failed_token_fetch_is_counted_as_an_error(
+    gateway: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    labels = {"notify.account": "ding-app", "outcome": "error"}
+    before = total(metric_reader, "notify.token.fetches", **labels)
+    gateway.sandbox.inject_fault("dingtalk_work", "ding-app", http_status=403, path="/gettoken")
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gateway.stub.Send(send_request("ding-app"), timeout=5)
+
+    assert total(metric_reader, "notify.token.fetches", **labels) - before == 1

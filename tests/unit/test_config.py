@@ -328,6 +328,7 @@ def test_check_config_exits_2_with_one_error_line_on_stderr(tmp_path: Path) -> N
     bad.write_text(
         config_text(
             f"""
+            auth: none
             accounts:
               x:
                 channel: dingtalk_robot
@@ -363,3 +364,79 @@ def test_check_config_refuses_a_file_without_tenants_or_auth_none(tmp_path: Path
     assert result.stderr.splitlines() == [
         f"notify-gateway: config error: {open_by_accident}: {OPEN_BY_ACCIDENT.removeprefix('config: ')}"
     ]
+
+
+# -- every problem in one run, tenants by name, ports in range ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("server: {listen: '127.0.0.1:99999'}", "server.listen: port 99999 is out of range"),
+        ("telemetry: {prometheus_listen: '127.0.0.1:99999'}", "telemetry.prometheus_listen: port 99999"),
+        ("telemetry: {prometheus_listen: '127.0.0.1:0'}", "telemetry.prometheus_listen: port 0"),
+    ],
+    ids=["server", "prometheus", "prometheus-any-port"],
+)
+def test_a_port_out_of_range_is_a_config_error_naming_the_field(section: str, field: str) -> None:
+    assert field in config_error("auth: none\n" + section)
+
+
+def test_server_listen_may_ask_for_any_free_port() -> None:
+    assert parse_config("auth: none\nserver: {listen: '127.0.0.1:0'}\n").server.listen == "127.0.0.1:0"
+
+
+def test_every_problem_in_a_file_is_reported_at_once_one_line_each() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            config_text(
+                """
+                server: {listen: '127.0.0.1:99999'}
+                token_store: memcached://127.0.0.1
+                tenants:
+                  - name: payments
+                    api_keys: ["sha256:short"]
+                    accounts: [ops, nowhere]
+                accounts:
+                  ops:
+                    channel: wecom_robot
+                    key: ${WECOM_KEY}
+                  pager:
+                    channel: fax_machine
+                """
+            ),
+            environ={},
+        )
+    lines = caught.value.lines
+    assert [line.split(": ")[1] for line in lines] == [
+        "accounts.ops.key",
+        "accounts.pager.channel",
+        "server.listen",
+        "token_store",
+        "tenants[payments].api_keys",
+        "tenants[payments].accounts",
+    ]
+    assert all(line.startswith("config: ") and "\n" not in line for line in lines)
+    assert "'nowhere' is not a configured account" in lines[-1]
+    assert str(caught.value) == "; ".join(lines)
+
+
+def test_tenants_are_named_by_name_in_cross_checks() -> None:
+    message = config_error(
+        ONE_ACCOUNT
+        + config_text(
+            f"""
+            tenants:
+              - name: payments
+                api_keys: ["sha256:{"0" * 64}"]
+                accounts: [ops]
+              - name: payments
+                api_keys: ["sha256:{"1" * 64}"]
+                accounts: [billing]
+            """
+        )
+    )
+    assert message == (
+        "config: tenants[payments].name: 'payments' is used twice; "
+        "config: tenants[payments].accounts: 'billing' is not a configured account"
+    )

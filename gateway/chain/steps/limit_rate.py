@@ -15,6 +15,7 @@ from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.errors import ResourceExhausted
 from gateway.store.rate_limits import RateLimit, RateLimiter
+from gateway.telemetry import rate_limit_refusals
 from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -56,11 +57,13 @@ async def _admit(
         wait = admission.wait
         fits = ctx.deadline is None or time.monotonic() + wait + DELIVERY_ALLOWANCE < ctx.deadline
         if not (may_wait and fits):
+            kind = scope.split(":", 1)[0]
+            rate_limit_refusals.add(1, {"notify.rate_limit.scope": kind, "notify.account": ctx.account_id})
             raise ResourceExhausted(
                 f"{who} is over its rate limit of {rate.limit} per {rate.window_seconds:g} s; "
                 f"retry in {wait:.1f} s",
                 retry_after=wait,
                 reason="RATE_LIMITED",
-                metadata={"scope": scope.split(":", 1)[0], "limit": str(rate.limit)},
+                metadata={"scope": kind, "limit": str(rate.limit)},
             )
         await asyncio.sleep(wait)
