@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -44,10 +45,10 @@ async def example_gateway() -> AsyncIterator[str]:
             yield server.address
 
 
-async def run_example(name: str, address: str) -> str:
+async def run_example(name: str, address: str, cwd: Path = REPO) -> str:
     code = examples()[name].replace(README_ADDRESS, address)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-c", code, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(child.communicate(), timeout=60)
     assert child.returncode == 0, f"README example {name!r} failed:\n{err.decode()}"
@@ -55,7 +56,7 @@ async def run_example(name: str, address: str) -> str:
 
 
 def test_the_readme_marks_its_runnable_examples() -> None:
-    assert {"first-send", "lifecycle"} <= set(examples())
+    assert {"first-send", "lifecycle", "python-client"} <= set(examples())
 
 
 async def test_the_first_send_example_sends_a_message(example_gateway: str) -> None:
@@ -72,3 +73,18 @@ async def test_the_lifecycle_example_follows_a_message_to_delivered(example_gate
         "['user01']",
         "1 delivered lately",
     ]
+
+
+async def test_the_python_client_example_sends_uploads_and_reports_violations(
+    example_gateway: str, tmp_path: Path
+) -> None:
+    # In a directory of its own: the example writes the report.pdf it uploads where it runs.
+    out = await run_example("python-client", example_gateway, cwd=tmp_path)
+    sent, uploaded, violations = out.splitlines()
+    message_id, state = sent.split()
+    assert len(message_id) == 26 and state == "MESSAGE_STATE_SENT"
+    report = (tmp_path / "report.pdf").read_bytes()
+    assert report.startswith(b"%PDF-")
+    words = uploaded.split()
+    assert words[:4] == ["uploaded", str(len(report)), "bytes", "as"] and len(words) == 5 and words[4]
+    assert violations == "{'message.text.content': 'is required'}"

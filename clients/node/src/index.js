@@ -6,6 +6,48 @@
 //   const { messageId } = await client.sendText('ops-dingtalk', 'deploy finished');
 
 const { NotifyClient, MessageWatch, loadService, resolveProtosDir, listMessagesRequest, messageState } = require('./client');
-const errors = require('./errors');
+const {
+  STATUS_DETAILS_KEY,
+  NotifyError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  FailedPreconditionError,
+  RateLimitedError,
+  UnavailableError,
+  DeadlineExceededError,
+  AbortedError,
+  UnimplementedError,
+  CancelledError,
+  InternalError,
+  decodeStatusDetails,
+  fromServiceError,
+} = require('./errors');
 
-module.exports = { NotifyClient, MessageWatch, loadService, resolveProtosDir, listMessagesRequest, messageState, ...errors };
+// Every name listed literally (no spread), so Node's CommonJS named-export detection sees them and
+// `import { NotifyClient, InvalidArgumentError } from '@notify-gateway/client'` works from ESM.
+module.exports = {
+  NotifyClient,
+  MessageWatch,
+  loadService,
+  resolveProtosDir,
+  listMessagesRequest,
+  messageState,
+  STATUS_DETAILS_KEY,
+  NotifyError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  FailedPreconditionError,
+  RateLimitedError,
+  UnavailableError,
+  DeadlineExceededError,
+  AbortedError,
+  UnimplementedError,
+  CancelledError,
+  InternalError,
+  decodeStatusDetails,
+  fromServiceError,
+};
