@@ -41,14 +41,6 @@ def min_id_at(unix_seconds: float) -> str:
     return _encode(max(0, int(unix_seconds * 1000)) << _RANDOM_BITS)
 
 
-def created_at(message_id: str) -> float:
-    """The unix time an id was made, read from its first 10 characters (48 bits of milliseconds)."""
-    value = 0
-    for char in message_id[:10]:
-        value = value * 32 + _ALPHABET.index(char)
-    return value / 1000
-
-
 def _encode(value: int) -> str:
     chars = []
     for _ in range(26):

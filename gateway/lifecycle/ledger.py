@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, IllegalTransition, advance
+from gateway.lifecycle.states import IllegalTransition, abandon
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -55,7 +55,11 @@ class Ledger:
             if stored is None or not stale(stored):
                 return stored
             resolved = stored.copy()
-            _resolve_stale(resolved.record)
+            abandon(
+                resolved.record,
+                before_call="the gateway replica handling it stopped before calling the vendor",
+                during_call="the gateway replica handling it stopped during the vendor call",
+            )
             resolved.owner, resolved.lease_until = "", 0.0
             if await self.store.put(resolved):
                 log.warning(
@@ -118,9 +122,7 @@ class Ledger:
     async def _abandon(self, writing: asyncio.Future[bool], stored: StoredRecord) -> StoredRecord:
         if not await writing:
             return stored
-        return await self.change(
-            stored, lambda r: advance(r, FAILED, "not sent: the call ended first"), release=True
-        )
+        return await self.change(stored, _call_ended, release=True)
 
     async def take_over(self, stored: StoredRecord, owner: str) -> StoredRecord | None:
         """Makes ``owner`` the owner of an unowned record (a resend of an UNKNOWN message); None if
@@ -224,8 +226,9 @@ def busy(stored: StoredRecord) -> bool:
     return bool(stored.owner) and not stale(stored)
 
 
-def _resolve_stale(record: pb.MessageRecord) -> None:
-    if record.state == ACCEPTED:
-        advance(record, FAILED, "the gateway replica handling it stopped before calling the vendor")
-    elif record.state == SENDING:
-        advance(record, UNKNOWN, "the gateway replica handling it stopped during the vendor call")
+def _call_ended(record: pb.MessageRecord) -> None:
+    abandon(
+        record,
+        before_call="not sent: the call ended first",
+        during_call="the call ended during the vendor call",
+    )

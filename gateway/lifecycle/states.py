@@ -75,5 +75,15 @@ def advance(
     record.final = state not in OWNED if final is None else final
 
 
+def abandon(record: pb.MessageRecord, *, before_call: str, during_call: str) -> None:
+    """A Send that ended without recording its outcome (its replica died, its call was cancelled):
+    ACCEPTED becomes FAILED, since no vendor call had started; SENDING becomes UNKNOWN, since one
+    may have reached the vendor. Any other state already holds the outcome and stands."""
+    if record.state == ACCEPTED:
+        advance(record, FAILED, before_call)
+    elif record.state == SENDING:
+        advance(record, UNKNOWN, during_call)
+
+
 def state_name(state: State) -> str:
     return pb.MessageState.Name(state)

@@ -25,7 +25,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.store.redis_connection import KeySpace, store_unavailable, traced
+from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 
 log = logging.getLogger("gateway.rate_limits")
 #: How long a scope's marker outlives its last use; a replica forgets an epoch it saw half as long ago
@@ -140,7 +140,7 @@ class RedisRateLimiter:
             )
         except RedisError as exc:
             raise store_unavailable("rate limiter", exc) from None
-        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        epoch = as_text(epoch)
         if known and epoch != known:
             log.warning(
                 "rate windows lost: Redis lost its state; every window counts as full for one window",

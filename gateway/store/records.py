@@ -20,7 +20,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.ids import min_id_at
-from gateway.store.redis_connection import KeySpace, store_unavailable, traced
+from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 from generated.notify.v1 import notification_service_pb2 as pb
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
@@ -212,7 +212,7 @@ class RedisRecordStore:
                 return []
             async with self._client.pipeline(transaction=False) as pipe:
                 for message_id in ids:
-                    pipe.hgetall(self._key(_text(message_id)))
+                    pipe.hgetall(self._key(as_text(message_id)))
                 found = await pipe.execute()
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
@@ -230,7 +230,3 @@ def _decode(fields: Mapping[Any, Any]) -> StoredRecord | None:
         owner=bytes(fields.get(b"o", b"")).decode(),
         lease_until=int(fields.get(b"l", b"0")) / 1000,
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

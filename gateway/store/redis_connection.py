@@ -60,6 +60,11 @@ async def close(client: redis.Redis) -> None:
     await client.connection_pool.disconnect()
 
 
+def as_text(value: bytes | str) -> str:
+    """A value from a client that does not decode replies (bytes), as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def store_unavailable(what: str, exc: RedisError) -> Unavailable:
     """The one error every Redis-backed store raises when Redis cannot be reached.
 

@@ -13,7 +13,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.store.redis_connection import KeySpace, store_unavailable, traced
+from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 
 
 class ReportQueue(Protocol):
@@ -70,7 +70,7 @@ class RedisReportQueue:
             ids = await self._take(keys=[self._key], args=[now_ms, limit, now_ms + int(hold * 1000)])
         except RedisError as exc:
             raise store_unavailable("delivery report queue", exc) from None
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        return [as_text(i) for i in ids]
 
     @traced("ZREM report")
     async def remove(self, message_id: str) -> None:

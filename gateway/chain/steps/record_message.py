@@ -19,7 +19,7 @@ from gateway.chain.context import CallContext
 from gateway.errors import Aborted, GatewayError
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.responses import annotate_error
-from gateway.lifecycle.states import ACCEPTED, FAILED, SENDING, UNKNOWN, advance, timestamp
+from gateway.lifecycle.states import ACCEPTED, abandon, timestamp
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
@@ -76,11 +76,8 @@ def _not_sent(exc: BaseException) -> Mutation:
     reason = f"not sent: {exc.message}" if isinstance(exc, GatewayError) else "not sent: the call ended first"
 
     def mark(record: pb.MessageRecord) -> None:
-        if record.state == ACCEPTED:
-            advance(record, FAILED, reason)
-        elif record.state == SENDING:  # only if deliver could not record its own outcome
-            advance(record, UNKNOWN, "the vendor call's outcome was not recorded")
-        # A resend of an UNKNOWN message that never started stays UNKNOWN: the first attempt may
-        # still have been delivered.
+        # SENDING only if deliver could not record its own outcome. A resend of an UNKNOWN message
+        # that never started stays UNKNOWN: the first attempt may still have been delivered.
+        abandon(record, before_call=reason, during_call="the vendor call's outcome was not recorded")
 
     return mark
