@@ -7,17 +7,23 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
+import os
 import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
 
 from gateway.config import Config, ConfigError, load_config, parse_listen
-from gateway.logs import configure_logging
+from gateway.logs import configure_logging, route_native_stderr
 from gateway.tenants import hash_key
 
 log = logging.getLogger("gateway.cli")
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8480"
+TRACE_URL_ENV = "NOTIFY_SANDBOX_TRACE_URL"
+TRACE_URL_HELP = (
+    "link each message in the sandbox inbox to the gateway's trace: a URL with {trace_id}, "
+    f"e.g. http://localhost:16686/trace/{{trace_id}} for Jaeger (default: ${TRACE_URL_ENV})"
+)
 
 
 CONFIG_HELP = "YAML config file (default: $NOTIFY_GATEWAY_CONFIG, else the embedded example config)"
@@ -53,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the vendor sandbox in this process, seeded with the config's accounts "
         f"(default {DEFAULT_SANDBOX_LISTEN})",
     )
+    serve.add_argument(
+        "--trace-url", default=os.environ.get(TRACE_URL_ENV), type=_trace_url, help=TRACE_URL_HELP
+    )
 
     sandbox = commands.add_parser("sandbox", help="run the vendor sandbox alone")
     sandbox.add_argument("--config", help=f"seed the sandbox with this config's accounts; {CONFIG_HELP}")
@@ -64,6 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         help="where the sandbox serves HTTP; port 0 takes any free port, which is logged "
         f"(default {DEFAULT_SANDBOX_LISTEN})",
     )
+    sandbox.add_argument(
+        "--trace-url", default=os.environ.get(TRACE_URL_ENV), type=_trace_url, help=TRACE_URL_HELP
+    )
+
+    worker = commands.add_parser(
+        "worker",
+        help="run queue workers only: deliver queued Sends, without serving the API",
+        description="Delivers queued Sends from Redis Streams through the config's accounts, paced "
+        "to their rate limits. Run as many as delivery needs, beside `serve` processes (set "
+        "queue.workers_in_serve: false there to keep delivery out of the API).",
+    )
+    worker.add_argument("--config", help=CONFIG_HELP)
 
     check = commands.add_parser(
         "check-config", help="validate a config file, print every problem in it, and exit"
@@ -106,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {len(config.accounts)} accounts ({', '.join(sorted(config.accounts))})")
         return 0
+    route_native_stderr()  # grpc core writes to fd 2 itself: its lines become JSON too
     if args.command == "sandbox":
-        return asyncio.run(_run_sandbox(config, args.listen))
-    return asyncio.run(_serve(config, args.sandbox))
+        return asyncio.run(_run_sandbox(config, args.listen, args.trace_url))
+    if args.command == "worker":
+        return asyncio.run(_work(config))
+    return asyncio.run(_serve(config, args.sandbox, args.trace_url))
 
 
 def _version() -> str:
@@ -128,14 +152,23 @@ def _listen(value: str) -> str:
     return value
 
 
-async def _serve(config: Config, sandbox_listen: str | None) -> int:
+def _trace_url(value: str) -> str | None:
+    """A trace UI URL template: http(s), with the {trace_id} placeholder ("" means none)."""
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")) or "{trace_id}" not in value:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected an http(s) URL containing {{trace_id}}")
+    return value
+
+
+async def _serve(config: Config, sandbox_listen: str | None, trace_url: str | None = None) -> int:
     from gateway.server import GatewayServer, run_until_signalled
     from gateway.telemetry import TelemetryOptions, setup_telemetry
 
     setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
     async with contextlib.AsyncExitStack() as stack:
         if sandbox_listen is not None:
-            await stack.enter_async_context(_sandbox(config, sandbox_listen))
+            await stack.enter_async_context(_sandbox(config, sandbox_listen, trace_url))
         try:
             server = GatewayServer(config)
         except (OSError, RuntimeError) as exc:
@@ -145,28 +178,40 @@ async def _serve(config: Config, sandbox_listen: str | None) -> int:
     return 0
 
 
-async def _run_sandbox(config: Config, listen: str) -> int:
+async def _work(config: Config) -> int:
+    from gateway.queue.role import run_worker_until_signalled
+    from gateway.telemetry import TelemetryOptions, setup_telemetry
+
+    setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
+    return await run_worker_until_signalled(config)
+
+
+async def _run_sandbox(config: Config, listen: str, trace_url: str | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _sandbox(config, listen):
+    async with _sandbox(config, listen, trace_url):
         await stop.wait()
     return 0
 
 
 @contextlib.asynccontextmanager
-async def _sandbox(config: Config, listen: str) -> AsyncIterator[None]:
+async def _sandbox(config: Config, listen: str, trace_url: str | None = None) -> AsyncIterator[None]:
     from gateway.sandbox import SandboxServer, SandboxState
     from gateway.sandbox.seed import seed_from_accounts
 
     host, _, port = listen.rpartition(":")
     state = SandboxState()
     seed_from_accounts(state, config.accounts)
-    async with SandboxServer(state, host=host, port=int(port)) as server:
+    async with SandboxServer(state, host=host, port=int(port), trace_url=trace_url) as server:
         log.info(
             "vendor sandbox listening",
-            extra={"url": server.url, "inspect": f"{server.url}/_sandbox/messages"},
+            extra={
+                "url": server.url,
+                "inbox": f"{server.url}/",
+                "inspect": f"{server.url}/_sandbox/messages",
+            },
         )
         yield
 

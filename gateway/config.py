@@ -111,6 +111,30 @@ class TelemetrySettings(_Strict):
         return value
 
 
+class HttpSettings(_Strict):
+    """The HTTP/JSON face (gateway/http): off unless ``listen`` is set.
+
+    It calls the gateway's own gRPC server, so auth, limits and logs are the gRPC ones; these
+    settings only bound what the HTTP side itself holds: a request body and how long it waits.
+    """
+
+    listen: str | None = None  # host:port; beyond loopback always with tls (API keys cross it)
+    # The largest JSON body; server.max_receive_message_bytes when unset. Uploads stream instead.
+    max_body_bytes: int | None = Field(default=None, gt=0)
+    # The deadline of a unary call; a caller's grpc-timeout header may shorten it, never lengthen it.
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The deadline of an upload or a watch (uploads.max_seconds still bounds an upload).
+    stream_timeout_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
+    tls: TlsSettings | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value, allow_port_zero=True)  # 0: tests bind any free port and read it back
+        return value
+
+
 class MessageSettings(_Strict):
     """How long the gateway remembers messages, and how it follows them after Send."""
 
@@ -141,6 +165,23 @@ class UploadSettings(_Strict):
         return value
 
 
+class QueueSettings(_Strict):
+    """Queued delivery: how workers take jobs from Redis Streams and how long they keep trying."""
+
+    # Whether `serve` runs workers beside the API; `notify-gateway worker` runs them alone.
+    workers_in_serve: bool = True
+    # A job taken by a worker that stops renewing it (the worker died) is reclaimed after this.
+    visibility_timeout_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Options.expire_after when a Send gives none: then the message is EXPIRED, never dropped.
+    expire_after_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    # Jobs one worker process holds per account at once (waiting for a rate slot or in delivery).
+    in_hand_per_account: int = Field(default=8, ge=1, le=1000)
+    # Each vendor attempt's deadline; retries back off from retry_base to retry_max, with jitter.
+    attempt_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
 class QuotaSettings(_Strict):
     sends_per_minute: int | None = Field(default=None, gt=0)  # across all replicas
 
@@ -164,8 +205,10 @@ class Config(_Strict):
     token_store: str = "memory://"
     key_namespace: str = Field(default="notify", pattern=r"^[A-Za-z0-9_.-]+$")  # prefix of every Redis key
     telemetry: TelemetrySettings = TelemetrySettings()
+    http: HttpSettings = HttpSettings()
     messages: MessageSettings = MessageSettings()
     uploads: UploadSettings = UploadSettings()
+    queue: QueueSettings = QueueSettings()
     auth: AuthMode = "api_keys"  # "none" serves every caller unauthenticated: development only
     tenants: list[TenantSettings] = Field(default_factory=list)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
@@ -252,6 +295,13 @@ def parse_config(text: str, *, source: str = "config", environ: Mapping[str, str
         pairs = [(t.get("name"), t.get("accounts")) if isinstance(t, dict) else (None, None) for t in tenants]
         for problem in _cross_problems(raw.get("auth", "api_keys"), pairs, declared):
             problems.append(problem)
+    if config is not None and not config.token_store.startswith(("redis://", "rediss://", "unix://")):
+        # The queue is Redis Streams: a memory store would lose every queued message with the process.
+        problems.extend(
+            f"accounts.{account_id}.delivery: queued delivery needs a Redis token_store"
+            for account_id, account in config.accounts.items()
+            if account.delivery == "queued"
+        )
     if problems or config is None:
         raise ConfigError(*(f"{source}: {problem}" for problem in problems))
     register_secrets(s for account in config.accounts.values() for s in account.secret_values())

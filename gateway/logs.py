@@ -1,12 +1,19 @@
-"""Structured logging: one JSON object per line, every line passed through the redaction filter."""
+"""Structured logging: one JSON object per line, every line passed through the redaction filter.
+
+Python's log records are formatted here. What native code writes to file descriptor 2 (grpc
+core's own lines, a traceback Python prints itself) is routed too, by ``route_native_stderr``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import signal
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from gateway.redaction import RedactingFilter
 
@@ -59,3 +66,83 @@ def configure_logging(level: str = "INFO") -> None:
         library.handlers[:] = [h for h in library.handlers if isinstance(h, logging.NullHandler)]
         library.propagate = True
     logging.captureWarnings(True)  # warnings quote arguments too: through the same handler
+
+
+#: grpc core's (absl's) line: severity letter, MMDD, time, thread id, file:line, "]", the message.
+_GRPC_CORE_LINE = re.compile(r"([FEWID])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ ([^\]\s]+)\] ?(.*)")
+_GRPC_CORE_LEVELS = {
+    "F": logging.CRITICAL,
+    "E": logging.ERROR,
+    "W": logging.WARNING,
+    "I": logging.INFO,
+    "D": logging.DEBUG,
+}
+
+
+def route_native_stderr() -> None:
+    """Turns every line written to fd 2 into a JSON log line; Python's records skip that detour.
+
+    grpc core writes plain text straight to fd 2, below Python, which would break the JSON stream.
+    fd 2 becomes a pipe read by a small child process (forked now, before grpc starts a thread),
+    which passes JSON lines through and wraps any other line as a record: grpc core's as logger
+    ``grpc.core`` at the level of its severity letter, others as logger ``stderr`` at error. A
+    child, not a thread: it drains the pipe after this process exits, even after an abort, so
+    grpc's last words are not lost; it ignores SIGINT and SIGTERM and ends at the pipe's end.
+    Python's log handlers are moved to the original stderr. grpc core's own GRPC_VERBOSITY (default
+    ERROR) decides which of its lines are written, not --log-level. Call once, after the config
+    loaded (its secrets are masked in the child too) and before serving. No-op where fork is missing.
+    """
+    if not hasattr(os, "fork"):
+        return
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    if os.fork() == 0:  # the child: owns the read end only
+        os.close(write_end)
+        _pump(read_end, original)
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    stream = open(original, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+            handler.setStream(stream)
+
+
+def native_line_as_json(line: str, formatter: logging.Formatter, redactor: logging.Filter) -> str:
+    """A JSON object line as it is; any other line as a JSON log record, redacted like all records."""
+    if line.startswith("{"):
+        try:
+            if isinstance(json.loads(line), dict):
+                return line
+        except ValueError:
+            pass
+    match = _GRPC_CORE_LINE.match(line)
+    if match is not None:
+        letter, source, message = match.groups()
+        record = logging.LogRecord("grpc.core", _GRPC_CORE_LEVELS[letter], source, 0, message, None, None)
+        record.source = source
+    else:
+        record = logging.LogRecord("stderr", logging.ERROR, "", 0, line, None, None)
+    redactor.filter(record)
+    return formatter.format(record)
+
+
+def _pump(source: int, target: int) -> NoReturn:
+    """The child's loop: read lines from the pipe until every writer is gone, write JSON lines."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)  # a Ctrl-C or a stop is the parent's to handle
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(target, 2)
+    formatter, redactor = JsonFormatter(), RedactingFilter()
+    out: TextIO = open(target, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    try:
+        with open(source, "rb") as lines:
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    out.write(native_line_as_json(line, formatter, redactor) + "\n")
+    finally:
+        os._exit(0)  # never the parent's atexit handlers; an error here has nowhere to be told

@@ -5,29 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import tempfile
 from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway.accounts import Accounts
 from gateway.chain.chains import Dependencies, build_chains
-from gateway.channels.transport import AiohttpTransport, VendorTransport
+from gateway.channels.transport import VendorTransport
 from gateway.config import Config
 from gateway.handlers import add_service
+from gateway.http import HttpFace
 from gateway.interceptors.access_log import AccessLogInterceptor
 from gateway.interceptors.auth import AuthInterceptor
 from gateway.interceptors.errors import ErrorInterceptor
 from gateway.interceptors.tracing import TracingInterceptor
-from gateway.lifecycle.ledger import Ledger
-from gateway.lifecycle.reports import DeliveryReports, ReportPolicy
+from gateway.runtime import Runtime
 from gateway.service import NotificationService
-from gateway.store.health import StoreHealth
-from gateway.store.stores import open_stores
 from gateway.tenants import Tenant, Tenants, parse_key_hash
-from gateway.tokens import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.server")
@@ -40,26 +38,17 @@ class GatewayServer:
 
     def __init__(self, config: Config, *, transport: VendorTransport | None = None) -> None:
         self.config = config
-        self.transport = transport or AiohttpTransport()
-        messages = config.messages
-        self.stores = open_stores(
-            config.token_store, config.key_namespace, retention=messages.retention_hours * 3600
+        self.runtime = runtime = Runtime.build(config, transport)
+        self.transport, self.stores, self.store_health = (
+            runtime.transport,
+            runtime.stores,
+            runtime.store_health,
         )
-        self.store_health = StoreHealth(config.token_store, self.stores.redis)
+        self.tokens, self.accounts, self.ledger = runtime.tokens, runtime.accounts, runtime.ledger
+        self.reports = runtime.reports
         self._store_watch: asyncio.Task[None] | None = None
-        self.tokens = TokenManager(self.stores.tokens)
-        self.accounts = Accounts(config.accounts, self.transport, self.tokens)
-        self.ledger = Ledger(self.stores.records, lease_seconds=messages.owner_lease_seconds)
-        self.reports = DeliveryReports(
-            self.ledger,
-            self.stores.reports,
-            self.accounts,
-            ReportPolicy(
-                first_poll=messages.report_first_poll_seconds,
-                max_interval=messages.report_max_interval_seconds,
-                give_up_after=messages.report_poll_hours * 3600,
-            ),
-        )
+        # Queue workers beside the API unless the config leaves delivery to `notify-gateway worker`.
+        self.worker = runtime.worker() if config.queue.workers_in_serve else None
         self.tenants = Tenants(
             (
                 Tenant(
@@ -101,7 +90,15 @@ class GatewayServer:
             self._server,
             NotificationService(
                 build_chains(
-                    Dependencies(self.accounts, self.stores, self.ledger, self.reports, config.uploads)
+                    Dependencies(
+                        self.accounts,
+                        self.stores,
+                        self.ledger,
+                        self.reports,
+                        config.uploads,
+                        runtime.queue,
+                        config.queue,
+                    )
                 )
             ),
             SERVICE,
@@ -112,6 +109,8 @@ class GatewayServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.port = self._bind(config.server.listen)
+        self._internal_dir: str | None = None
+        self.http = self._http_face(config)
         self._stopped = asyncio.Event()
 
     def _bind(self, listen: str) -> int:
@@ -129,6 +128,26 @@ class GatewayServer:
             raise OSError(f"cannot listen on {listen}")
         return int(port)
 
+    def _http_face(self, config: Config) -> HttpFace | None:
+        """The HTTP/JSON face (config ``http``), calling this server on a unix socket of its own.
+
+        Insecure, so it works whatever the public port's TLS (mTLS included), and in a directory
+        only this user may enter (mkdtemp's 0700); API keys are checked on it like anywhere else.
+        """
+        if config.http.listen is None:
+            return None
+        self._internal_dir = tempfile.mkdtemp(prefix="notify-gateway-")
+        target = f"unix:{self._internal_dir}/grpc.sock"
+        if self._server.add_insecure_port(target) == 0:
+            raise OSError(f"cannot listen on {target}")
+        return HttpFace(
+            config.http,
+            SERVICE,
+            upstream=target,
+            max_body_bytes=config.server.max_receive_message_bytes,
+            grace_seconds=config.server.grace_period_seconds,
+        )
+
     @property
     def address(self) -> str:
         host = self.config.server.listen.rpartition(":")[0]
@@ -144,8 +163,11 @@ class GatewayServer:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._set_service_health(reachable)
         await self._server.start()
-        self.tokens.start()
-        self.reports.start()
+        if self.http is not None:
+            await self.http.start()
+        self.runtime.start()
+        if self.worker is not None:
+            self.worker.start()
         self._store_watch = asyncio.create_task(
             self.store_health.watch(self.config.server.health_check_seconds, self._set_service_health),
             name="store-health",
@@ -182,14 +204,16 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._store_watch
         await self._health.enter_graceful_shutdown()
+        if self.http is not None:
+            await self.http.stop()  # first: its requests in flight are calls to the server below
         # Calls still running at the end of the grace period are cancelled; each records its
         # message's outcome (UNKNOWN if a vendor call was in flight) before the store closes.
         await self._server.stop(grace)
-        await self.ledger.drain(timeout=5.0)
-        await self.reports.stop()
-        await self.tokens.close()
-        await self.stores.close()
-        await self.transport.close()
+        if self._internal_dir is not None:
+            shutil.rmtree(self._internal_dir, ignore_errors=True)
+        if self.worker is not None:  # deliveries in progress finish within the same grace period
+            await self.worker.stop(grace)
+        await self.runtime.close()
         log.info("gateway stopped")
 
     async def wait_for_termination(self) -> None:

@@ -139,8 +139,9 @@ def _metric_exporter(options: TelemetryOptions) -> MetricExporter:
 class current_span:  # noqa: N801 - used like the context manager it replaces
     """``tracer.start_as_current_span`` without its two generator-based context managers.
 
-    Every Send opens about fourteen spans, so their bookkeeping is on the hot path: this does the
-    same (start, make current, end; mark an escaping exception as an error) with plain calls.
+    Every Send opens a few spans (server, vendor call and attempt, Redis operations), so their
+    bookkeeping is on the hot path: this does the same (start, make current, end; mark an escaping
+    exception as an error, unless ``error_on_exception=False``) with plain calls.
     """
 
     __slots__ = ("_attributes", "_context", "_error_on_exception", "_kind", "_name", "_span", "_token")

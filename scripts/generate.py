@@ -28,9 +28,15 @@ def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir()
-    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    # protos/google holds vendored imports (google/api/annotations.proto): resolved from -I, never
+    # generated, since googleapis-common-protos already ships their Python modules.
+    protos = sorted(
+        str(p.relative_to(PROTOS))
+        for p in PROTOS.rglob("*.proto")
+        if p.relative_to(PROTOS).parts[0] != "google"
+    )
     include = Path(grpc_tools.__file__).parent / "_proto"
-    bin_dir = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside this interpreter
+    bin_dir = _plugin_dir()
     rc = protoc.main(
         [
             "grpc_tools.protoc",
@@ -90,6 +96,19 @@ def _client_messages(include: Path, bin_dir: Path, protos: list[str]) -> int:
     (target / "__init__.py").write_text('"""Generated from protos/ by scripts/generate.py; never edit."""\n')
     (target / "py.typed").touch()
     return 0
+
+
+def _plugin_dir() -> Path:
+    """Where mypy-protobuf's protoc plugins are: beside this interpreter (a venv), else on PATH.
+
+    A package build (setup.py, in pip's isolated build environment) runs under the caller's
+    interpreter while the plugins it installed for the build sit in a directory put on PATH.
+    """
+    beside = Path(sys.executable).parent
+    if (beside / "protoc-gen-mypy").exists():
+        return beside
+    found = shutil.which("protoc-gen-mypy")
+    return Path(found).parent if found else beside
 
 
 if __name__ == "__main__":

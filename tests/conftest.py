@@ -51,10 +51,13 @@ SECRETS = (
 )
 
 
-def gateway_config(sandbox_url: str, *, extra_accounts: str = "", timeout: float = 2.0) -> Config:
+def gateway_config(
+    sandbox_url: str, *, extra_accounts: str = "", timeout: float = 2.0, token_store: str = "memory://"
+) -> Config:
     """The five sandbox accounts, served open (``auth: none``); ``configured(tenants=...)`` adds keys."""
     text = textwrap.dedent(
         f"""
+        token_store: {token_store}
         server:
           listen: 127.0.0.1:0
           grace_period_seconds: 5

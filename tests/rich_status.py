@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 
 @dataclass
@@ -19,11 +20,9 @@ class RichError:
 
 def rich_error(error: grpc.aio.AioRpcError | grpc.Call) -> RichError:
     found = RichError(error.code(), error.details() or "")
-    for key, value in error.trailing_metadata() or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status.FromString(value)
-        assert status.code == error.code().value[0], "details status must match the call's status"
+    # from_call raises ValueError unless the trailer's status has the call's code and message.
+    status = rpc_status.from_call(error)
+    if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()

@@ -6,7 +6,7 @@ Adding a step or a chain is one line here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.chain.chain import Chain
 from gateway.chain.steps.assign_message_id import assign_message_id
@@ -14,6 +14,7 @@ from gateway.chain.steps.authorize_account import authorize_account
 from gateway.chain.steps.check_message import check_message
 from gateway.chain.steps.deduplicate import deduplicate
 from gateway.chain.steps.deliver import deliver
+from gateway.chain.steps.enqueue import enqueue
 from gateway.chain.steps.find_message import find_message, validate_message_id
 from gateway.chain.steps.limit_rate import limit_rate
 from gateway.chain.steps.limit_uploads import UploadSlots, limit_concurrent_uploads, limit_upload_time
@@ -25,10 +26,11 @@ from gateway.chain.steps.upload_inline_media import upload_inline_media
 from gateway.chain.steps.upload_media import check_media_info, read_media_info, receive_media, upload_media
 from gateway.chain.steps.validate_send import validate_send
 from gateway.channels.base import ChannelAdapter
-from gateway.config import UploadSettings
+from gateway.config import QueueSettings, UploadSettings
 from gateway.lifecycle.ledger import Ledger
 from gateway.lifecycle.reports import DeliveryReports
 from gateway.memory_trim import MemoryTrimmer
+from gateway.queue.streams import JobQueue
 from gateway.store.stores import Stores
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -50,6 +52,8 @@ class Dependencies:
     ledger: Ledger
     reports: DeliveryReports
     uploads: UploadSettings
+    queue: JobQueue | None = None  # None: queued Sends are refused (a memory store)
+    queue_settings: QueueSettings = field(default_factory=QueueSettings)
 
 
 def build_chains(deps: Dependencies) -> Chains:
@@ -65,6 +69,14 @@ def build_chains(deps: Dependencies) -> Chains:
                 account,
                 authorize_account,
                 check_message,
+                # A queued Send answers here; a sync Send goes on to be delivered in the call.
+                enqueue(
+                    deps.queue,
+                    deps.stores.idempotency,
+                    deps.ledger,
+                    deps.stores.rate_limiter,
+                    deps.queue_settings,
+                ),
                 deduplicate(deps.stores.idempotency, deps.ledger),
                 record_message(deps.ledger),
                 limit_rate(deps.stores.rate_limiter),

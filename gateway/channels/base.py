@@ -35,6 +35,7 @@ from gateway.channels.transport import (
 from gateway.errors import (
     DeadlineExceeded,
     FailedPrecondition,
+    GatewayError,
     InvalidArgument,
     VendorError,
     VendorOutcome,
@@ -91,7 +92,7 @@ class ChannelAdapter(ABC):
         self.rate_limit = (
             self.default_rate_limit
             if per_minute is None
-            else RateLimit(per_minute, 60.0)
+            else RateLimit(per_minute, settings.rate_limit_window_seconds)
             if per_minute
             else None
         )
@@ -274,6 +275,9 @@ class ChannelAdapter(ABC):
                 span.set_attribute("notify.vendor.errcode", error.errcode)
                 span.set_status(Status(StatusCode.ERROR, f"vendor errcode {error.errcode}"))
                 vendor_errors.add(1, {"notify.channel": self.channel, "notify.vendor.errcode": error.errcode})
+                raise
+            except GatewayError as error:  # timed out, unreachable, HTTP error after the retries
+                span.set_status(Status(StatusCode.ERROR, error.reason))
                 raise
 
     async def _call(

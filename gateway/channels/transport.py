@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.channels.attempts import Attempt
 from gateway.channels.spool_payload import SpoolPayload
-from gateway.redaction import CREDENTIAL_PARAMS, MASK
+from gateway.redaction import CREDENTIAL_PARAMS, MASK, redact
 from gateway.spool import Spool
 from gateway.telemetry import current_span
 
@@ -106,7 +106,6 @@ class AiohttpTransport:
     ) -> VendorReply:
         data: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] = {}
-        propagate.inject(headers)  # W3C trace context, so a vendor-side trace could join ours
         if file is not None:
             form = aiohttp.FormData()
             content = file.content
@@ -128,7 +127,11 @@ class AiohttpTransport:
             "server.port": target.port or (443 if target.scheme == "https" else 80),
             "url.full": recorded_url(url, params),
         }
+        # Hand-written, not opentelemetry-instrumentation-aiohttp-client: it has no release for this
+        # SDK (0.66b1 pins API 1.45.1), and this span masks credentials by parameter name, not by URL.
         with current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
+            # W3C trace context of this attempt's span: the vendor (the sandbox) sees our trace id.
+            propagate.inject(headers)
             try:
                 async with self._client().request(
                     method,
@@ -141,7 +144,8 @@ class AiohttpTransport:
                 ) as response:
                     text = await response.text(errors="replace")
                     span.set_attribute("http.response.status_code", response.status)
-                    if response.status >= 500:
+                    if response.status >= 400:  # an HTTP client span's error, as semconv says
+                        span.set_attribute("error.type", str(response.status))
                         span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
                     return VendorReply(response.status, _json_object(text), text)
             except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -181,7 +185,12 @@ def _describe(exc: aiohttp.ClientError) -> str:
 
 
 def recorded_url(url: str, params: Mapping[str, str] | None) -> str:
-    """The URL as spans record it: credential query parameters masked by name, values never shown."""
+    """The URL as spans record it: credential query parameters masked by name, values never shown.
+
+    A query already in ``url`` (an adapter that built it itself) goes through ``redact`` whole.
+    """
+    if "?" in url:
+        url = redact(url)
     if not params:
         return url
     query = "&".join(

@@ -1,6 +1,7 @@
 """Turns exceptions into gRPC statuses with rich details: the one place errors reach the wire.
 
-A GatewayError becomes its status with google.rpc details in ``grpc-status-details-bin``; anything
+A GatewayError becomes its status with google.rpc details in ``grpc-status-details-bin`` (grpcio-status's
+``rpc_status.to_status`` makes the code, message and trailer from the one google.rpc.Status); anything
 else is a bug on our side and becomes INTERNAL with a generic message (the log has the trace).
 ``context.abort`` with trailing metadata is used rather than ``abort_with_status``, which the
 OpenTelemetry aio instrumentation records as status 0.
@@ -14,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
 
 from gateway.errors import DeadlineExceeded, GatewayError, VendorError
 from gateway.interceptors.cancellation import cancelled_code
@@ -23,7 +25,6 @@ from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.redaction import redact
 
 log = logging.getLogger("gateway.errors")
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -45,27 +46,24 @@ class ErrorInterceptor(HandlerWrapper):
         try:
             return await invoke(request, context)
         except GatewayError as error:
-            code, status = _failure(error, context)
+            status = _failure(error, context)
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error in %s", method)
             mark_span_failed(grpc.StatusCode.INTERNAL, "internal error", {})
-            code, status = grpc.StatusCode.INTERNAL, _INTERNAL
+            status = _INTERNAL
         # Abort after the except blocks, never inside one: grpc keeps the AbortError in the call's
         # state, and raised while handling the failure it would hold it as __context__, and through
         # its traceback every frame of the failed call with their locals (an upload's bytes).
-        await context.abort(
-            code, status.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),)
-        )
+        rich = rpc_status.to_status(status)
+        await context.abort(rich.code, rich.details, trailing_metadata=rich.trailing_metadata)
 
 
 _INTERNAL = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the gateway log")
 
 
-def _failure(
-    error: GatewayError, context: grpc.aio.ServicerContext
-) -> tuple[grpc.StatusCode, status_pb2.Status]:
+def _failure(error: GatewayError, context: grpc.aio.ServicerContext) -> status_pb2.Status:
     """The status a failure is answered with, marked on the span; it keeps no reference to the error."""
     if error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED and cancelled_code(context) == _DEADLINE:
         # The caller has stopped waiting: what it sees, and what logs and metrics record, is
@@ -77,7 +75,7 @@ def _failure(
         )
     status = status_of(error)
     mark_span_failed(error.status_code, status.message, _span_attributes(error))
-    return error.status_code, status
+    return status
 
 
 def _span_attributes(error: GatewayError) -> dict[str, str | int]:

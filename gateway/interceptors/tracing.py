@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -22,6 +23,9 @@ from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.telemetry import current_span, rpc_calls, rpc_duration
 
 
+# Hand-written, not opentelemetry-instrumentation-grpc's aio interceptor: it fails WatchMessage (it
+# iterates a stream our wrapper writes itself: TypeError), leaves a cancelled call without a status,
+# and would need this one beside it for the RPC metrics; it is no cheaper (scripts/instrumentation_cost.py).
 class TracingInterceptor(HandlerWrapper):
     async def around(
         self, invoke: Invoke, request: Any, context: grpc.aio.ServicerContext, method: str
@@ -56,8 +60,14 @@ class TracingInterceptor(HandlerWrapper):
             return response
 
 
+#: What the error interceptor found out about the failed call (``notify.error.reason``,
+#: ``notify.vendor.errcode``), for the access log: a span that is not sampled keeps no attributes.
+call_failure: ContextVar[Mapping[str, str | int] | None] = ContextVar("call_failure", default=None)
+
+
 def mark_span_failed(code: grpc.StatusCode, message: str, attributes: dict[str, str | int]) -> None:
     """Called by the error interceptor: the status a failed RPC ends with, on its server span."""
+    call_failure.set(attributes)
     span = trace.get_current_span()
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     for key, value in attributes.items():

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import IllegalTransition, abandon
+from gateway.lifecycle.states import ACCEPTED, EXPIRED, IllegalTransition, abandon, advance
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -49,21 +49,27 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, message_id: str) -> StoredRecord | None:
-        """The record, with an owner that is gone resolved first."""
+        """The record, with an owner that is gone resolved first, and a queued message past its
+        expiry made EXPIRED (so it reads right even while no worker runs)."""
         for _ in range(3):
             stored = await self.store.get(message_id)
-            if stored is None or not stale(stored):
+            if stored is None:
                 return stored
             resolved = stored.copy()
-            abandon(
-                resolved.record,
-                before_call="the gateway replica handling it stopped before calling the vendor",
-                during_call="the gateway replica handling it stopped during the vendor call",
-            )
-            resolved.owner, resolved.lease_until = "", 0.0
+            if stale(stored):
+                abandon(
+                    resolved.record,
+                    before_call="the gateway replica handling it stopped before calling the vendor",
+                    during_call="the gateway replica handling it stopped during the vendor call",
+                )
+                resolved.owner, resolved.lease_until = "", 0.0
+            if overdue(resolved):
+                advance(resolved.record, EXPIRED, "not delivered before its expire_after")
+            elif not stale(stored):
+                return stored
             if await self.store.put(resolved):
                 log.warning(
-                    "message owner lost; resolved",
+                    "message resolved on read (its owner is gone, or it expired in the queue)",
                     extra={"message_id": message_id, "state": pb.MessageState.Name(resolved.record.state)},
                 )
                 self._notify(message_id)
@@ -219,6 +225,17 @@ class Ledger:
 
 def stale(stored: StoredRecord, now: float | None = None) -> bool:
     return bool(stored.owner) and stored.lease_until < (time.time() if now is None else now)
+
+
+def overdue(stored: StoredRecord, now: float | None = None) -> bool:
+    """A queued message no worker holds, past its expiry: it can only become EXPIRED now."""
+    record = stored.record
+    return (
+        record.state == ACCEPTED
+        and not busy(stored)
+        and record.HasField("expire_time")
+        and record.expire_time.ToNanoseconds() < (time.time() if now is None else now) * 1e9
+    )
 
 
 def busy(stored: StoredRecord) -> bool:

@@ -27,7 +27,9 @@ EXPIRED = pb.MESSAGE_STATE_EXPIRED
 
 _NEXT: dict[State, frozenset[State]] = {
     ACCEPTED: frozenset({SENDING, FAILED, EXPIRED}),
-    SENDING: frozenset({SENT, FAILED, UNKNOWN}),
+    # Back to ACCEPTED only for a queued message whose attempts were all refused or never left:
+    # nothing reached the vendor, and a worker tries again after a backoff.
+    SENDING: frozenset({SENT, FAILED, UNKNOWN, ACCEPTED}),
     SENT: frozenset({DELIVERED, RECALLED}),
     DELIVERED: frozenset({RECALLED}),
     # UNKNOWN is left only by a resend (an account whose vendor de-duplicates) or by a late answer
@@ -78,7 +80,10 @@ def advance(
 def abandon(record: pb.MessageRecord, *, before_call: str, during_call: str) -> None:
     """A Send that ended without recording its outcome (its replica died, its call was cancelled):
     ACCEPTED becomes FAILED, since no vendor call had started; SENDING becomes UNKNOWN, since one
-    may have reached the vendor. Any other state already holds the outcome and stands."""
+    may have reached the vendor. Any other state already holds the outcome and stands. A queued
+    message stays ACCEPTED: its job is still in the queue, and another worker reclaims it."""
+    if record.state == ACCEPTED and record.delivery == pb.DELIVERY_MODE_QUEUED:
+        return
     if record.state == ACCEPTED:
         advance(record, FAILED, before_call)
     elif record.state == SENDING:

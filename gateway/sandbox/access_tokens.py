@@ -69,6 +69,10 @@ class TokenBook:
         self._current[owner] = token
         return token
 
+    def current(self, owner: str) -> IssuedToken | None:
+        """The token `owner` was last issued and not revoked, whatever its expiry; None if none."""
+        return self._current.get(owner)
+
     def find(self, value: str) -> IssuedToken | None:
         """The token with that value, whatever its state; None if it was never issued."""
         return self._by_value.get(value) if value else None

@@ -8,7 +8,7 @@ from typing import Final, Self
 
 from aiohttp import web
 
-from gateway.sandbox import delays, dingtalk_robot, dingtalk_work, inspection, wecom_app, wecom_robot
+from gateway.sandbox import delays, dingtalk_robot, dingtalk_work, inbox, inspection, wecom_app, wecom_robot
 from gateway.sandbox.access_log import RedactedAccessLogger
 from gateway.sandbox.state import SandboxState
 
@@ -29,12 +29,22 @@ VENDOR_CHANNELS: Final[tuple[RoutesFactory, ...]] = (
 CLIENT_MAX_SIZE: Final = 32 * 1024 * 1024
 
 
-def build_app(state: SandboxState, vendors: Sequence[RoutesFactory] = VENDOR_CHANNELS) -> web.Application:
-    """The sandbox app: every vendor channel in `vendors`, plus the `/_sandbox/` API."""
+def build_app(
+    state: SandboxState,
+    vendors: Sequence[RoutesFactory] = VENDOR_CHANNELS,
+    *,
+    trace_url: str | None = None,
+) -> web.Application:
+    """The sandbox app: every vendor channel in `vendors`, the `/_sandbox/` API and the inbox page.
+
+    `trace_url` links each message to the gateway's trace, e.g.
+    "http://localhost:16686/trace/{trace_id}" for Jaeger.
+    """
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     delays.install(app)
     for routes in (*vendors, inspection.routes):
         app.add_routes(routes(state))
+    inbox.install(app, state, inbox.CardOptions(trace_url=trace_url))
     return app
 
 
@@ -52,8 +62,10 @@ class SandboxServer:
         port: int = 0,
         *,
         shutdown_timeout: float = 5.0,
+        trace_url: str | None = None,
     ) -> None:
         self.state = state
+        self.trace_url = trace_url
         self.host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
@@ -78,7 +90,7 @@ class SandboxServer:
         if self._runner is not None:
             raise RuntimeError("the sandbox server is already running")
         runner = web.AppRunner(
-            build_app(self.state),
+            build_app(self.state, trace_url=self.trace_url),
             access_log_class=RedactedAccessLogger,
             shutdown_timeout=self._shutdown_timeout,
         )

@@ -16,12 +16,19 @@ class SandboxClock:
     is valid without any setup, as it is against the real vendor.
     """
 
-    def __init__(self, offset: float = 0.0) -> None:
+    def __init__(self, offset: float = 0.0, *, speed: float = 1.0) -> None:
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError("speed must be a finite number above 0")
         self._offset = float(offset)
+        # speed > 1 runs sandbox time faster than wall time from now on, so a test can play minutes
+        # of vendor rate windows in seconds (a gateway limit configured with the same scale).
+        self._speed = float(speed)
+        self._origin = time.time()
 
     def now(self) -> float:
         """Unix seconds as the emulated vendors see them."""
-        return time.time() + self._offset
+        real = time.time()
+        return self._origin + (real - self._origin) * self._speed + self._offset
 
     def advance(self, seconds: float) -> None:
         """Move sandbox time by `seconds` (negative moves it back, e.g. to skew a signature)."""

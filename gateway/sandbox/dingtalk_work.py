@@ -96,7 +96,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         async def handle(call: Call) -> Answer:
             app = authorize(state, request)
             now = state.clock.now()
-            record = await receive_media(request, call, DINGTALK_WORK_MEDIA, now)
+            record = await receive_media(request, call, DINGTALK_WORK_MEDIA, now, state.media_content.keep)
             media_id = app.media.add(record)
             # created_at in milliseconds, as DingTalk's timestamps are (the doc calls the shape uncertain).
             fields = {"type": record.type, "media_id": media_id, "created_at": int(now * 1000)}

@@ -21,6 +21,7 @@ from gateway.sandbox.answers import Answer, Rejection
 from gateway.sandbox.delays import pause
 from gateway.sandbox.recording import Received
 from gateway.sandbox.state import SandboxState
+from gateway.sandbox.trace_context import trace_id_of
 
 ErrmsgStyle = Callable[[int, str, web.Request], str]
 """Turns (errcode, text, request) into the vendor's errmsg."""
@@ -98,6 +99,8 @@ async def serve_call(
                 duplicate=answer.duplicate if answer is not None else False,
                 http_status=http_status,
                 dropped=drop is not None,
+                answer=_shown_fields(answer),
+                trace_id=trace_id_of(request.headers.get("traceparent")),
             )
         )
 
@@ -154,6 +157,17 @@ async def _hang_up(request: web.Request) -> web.Response:
         pass
     request.protocol.force_close()
     return web.Response(status=444, reason="Connection Closed Without Response")
+
+
+_CREDENTIAL_FIELDS = frozenset({"access_token", "media_id"})
+"""Answer fields that grant access, kept out of the journal: gettoken's token, and an upload's
+unguessable media_id (the journal records an upload as what was sent, never a handle to it)."""
+
+
+def _shown_fields(answer: Answer | None) -> dict[str, Any]:
+    if answer is None:
+        return {}
+    return {key: value for key, value in answer.fields.items() if key not in _CREDENTIAL_FIELDS}
 
 
 def _status_line(status: int) -> str:

@@ -91,6 +91,10 @@ class FaultQueue:
                 return fault
         return None
 
+    def pending(self, channel: str, robot: str) -> list[Fault]:
+        """The faults still to be played on that robot or app, in order (a copy)."""
+        return [fault for _, fault in self._pending.get((channel, robot), ())]
+
     def clear(self) -> None:
         """Drop every pending fault."""
         self._pending.clear()

@@ -8,7 +8,7 @@ is passed, so a 500 MB mistake costs the sandbox one chunk over the limit, not 5
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import BodyPartReader, hdrs, web
 
@@ -23,13 +23,18 @@ _MISSING = "missing media: expected multipart/form-data with a file part named m
 
 
 async def receive_media(
-    request: web.Request, call: Call, rules: Mapping[str, MediaRule], now: float
+    request: web.Request,
+    call: Call,
+    rules: Mapping[str, MediaRule],
+    now: float,
+    keep: Callable[[str, bytes], None] | None = None,
 ) -> MediaRecord:
     """Read and check the upload; raise `Rejection` with the vendor's errcode if it is refused.
 
     Checks run in the order a caller can fix them: type (40004), presence of the part (40035),
     size limit (45001), minimum size (40006), format (40005). `call.body` gathers what was read,
-    for the journal.
+    for the journal. `keep(sha256, bytes)` is given an accepted upload's bytes (the inbox page
+    shows them).
     """
     media_type = request.query.get("type", "")
     call.body["type"] = media_type
@@ -50,6 +55,8 @@ async def receive_media(
         raise Rejection(40005, f"invalid file type, {media_type} takes {rule.formats}")
     digest = hashlib.sha256(data).hexdigest()
     call.body["sha256"] = digest
+    if keep is not None:
+        keep(digest, data)
     return MediaRecord(
         type=media_type,
         filename=filename,

@@ -29,6 +29,11 @@ class SlidingWindowLimit:
             self._events.popleft()
         return len(self._events) + count <= self.limit
 
+    def used(self, now: float) -> int:
+        """Events counted in the window ending at `now` (for people watching the sandbox)."""
+        self.has_room(now, 0)
+        return len(self._events)
+
     def try_acquire(self, now: float, count: int = 1) -> bool:
         """Count `count` events at `now` if they all fit in the window; say whether they did."""
         if not self.has_room(now, count):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 GETTOKEN: Final = "gettoken"
@@ -53,6 +54,12 @@ class Received:
     errcode, errmsg and http_status. Dropped before handling, the entry only says the request
     arrived (errcode None, never delivered); dropped after, it is what the vendor did, delivery
     included."""
+    answer: dict[str, Any] = field(default_factory=dict)
+    """The answer's other fields after errcode and errmsg (msgid, task_id, invaliduser...), so a
+    person can see what the caller was told; an access_token and an upload's media_id are left out."""
+    trace_id: str | None = None
+    """The trace id of the request's W3C `traceparent` header, if it carried a valid one: the
+    gateway's trace of the call that sent it."""
 
     @property
     def delivered(self) -> bool:
@@ -65,15 +72,60 @@ class Received:
         )
 
 
+JournalListener = Callable[[int | None], None]
+"""Told the sequence number of each entry appended, or None when the journal is cleared. Called
+inside the vendor request that is being recorded, so it must be quick and must not raise."""
+
+
 class Journal:
-    """The append-only list of `Received` entries, with filters."""
+    """The append-only list of `Received` entries, with filters.
+
+    Every entry has a sequence number that is never reused, not even after `clear`, so a watcher
+    (the inbox page) can tell entries apart across clears.
+    """
 
     def __init__(self) -> None:
         self._entries: list[Received] = []
+        self._first_seq = 0
+        """The sequence number of `_entries[0]`: the count of entries ever cleared."""
+        self._listeners: list[JournalListener] = []
 
     def append(self, entry: Received) -> None:
         """Record one request."""
         self._entries.append(entry)
+        self._tell(self._first_seq + len(self._entries) - 1)
+
+    def numbered(self, channel: str | None = None, robot: str | None = None) -> list[tuple[int, Received]]:
+        """Like `select`, with each entry's sequence number."""
+        return [
+            (self._first_seq + index, entry)
+            for index, entry in enumerate(self._entries)
+            if (channel is None or entry.channel == channel) and (robot is None or entry.robot == robot)
+        ]
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next entry will get."""
+        return self._first_seq + len(self._entries)
+
+    def at(self, seq: int) -> Received | None:
+        """The entry numbered `seq`, or None if it was cleared or does not exist yet."""
+        index = seq - self._first_seq
+        return self._entries[index] if 0 <= index < len(self._entries) else None
+
+    def watch(self, listener: JournalListener) -> Callable[[], None]:
+        """Call `listener` on every append and clear, until the returned function is called."""
+        self._listeners.append(listener)
+
+        def unwatch() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unwatch
+
+    def _tell(self, seq: int | None) -> None:
+        for listener in list(self._listeners):
+            listener(seq)
 
     def select(self, channel: str | None = None, robot: str | None = None) -> list[Received]:
         """Entries in arrival order, optionally only one channel's and/or one robot's."""
@@ -85,4 +137,6 @@ class Journal:
 
     def clear(self) -> None:
         """Forget every entry."""
+        self._first_seq += len(self._entries)
         self._entries.clear()
+        self._tell(None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from gateway.sandbox.access_tokens import TokenBook
@@ -17,8 +17,9 @@ from gateway.sandbox.channels import APP_CHANNELS, DINGTALK_ROBOT, DINGTALK_WORK
 from gateway.sandbox.clock import SandboxClock
 from gateway.sandbox.faults import Drop, Fault, FaultQueue
 from gateway.sandbox.media import MediaRecord, MediaShelf
+from gateway.sandbox.media_content import MediaContent
 from gateway.sandbox.paths import CHANNEL_PATHS
-from gateway.sandbox.recording import GETTOKEN, Journal, Received
+from gateway.sandbox.recording import GETTOKEN, Journal, JournalListener, Received
 from gateway.sandbox.robots import DingtalkRobot, RobotBook, WecomRobot
 
 _Book = RobotBook[Any] | AppBook[Any]
@@ -44,6 +45,8 @@ class SandboxState:
         self.wecom_apps: AppBook[WecomApp] = AppBook()
         self.dingtalk_apps: AppBook[DingtalkApp] = AppBook()
         self.faults = FaultQueue()
+        self.media_content = MediaContent()
+        """The bytes of accepted uploads, within a budget, for the inbox page."""
         self._journal = Journal()
         self._token_lifetime = DEFAULT_TOKEN_LIFETIME
 
@@ -226,6 +229,22 @@ class SandboxState:
         app name.
         """
         return self._journal.select(channel, robot)
+
+    def numbered(self, channel: str | None = None, robot: str | None = None) -> list[tuple[int, Received]]:
+        """`received`, each entry with its sequence number (never reused, not even after `clear`)."""
+        return self._journal.numbered(channel, robot)
+
+    def next_seq(self) -> int:
+        """The sequence number the next entry will get."""
+        return self._journal.next_seq
+
+    def entry(self, seq: int) -> Received | None:
+        """The entry numbered `seq`, or None if it was cleared."""
+        return self._journal.at(seq)
+
+    def watch(self, listener: JournalListener) -> Callable[[], None]:
+        """Have `listener` told each new entry's number, and None on `clear`; returns the unwatch."""
+        return self._journal.watch(listener)
 
     def delivered(self, channel: str | None = None, robot: str | None = None) -> list[Received]:
         """Only messages the vendor accepted for delivery: errcode 0, not a duplicate, not a call."""

@@ -141,7 +141,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         async def handle(call: Call) -> Answer:
             app = authorize(request)
             now = state.clock.now()
-            record = await receive_media(request, call, WECOM_APP_MEDIA, now)
+            record = await receive_media(request, call, WECOM_APP_MEDIA, now, state.media_content.keep)
             media_id = app.media.add(record)
             # created_at is a unix-seconds *string* (docs/vendors.md, WeCom application messages).
             fields = {"type": record.type, "media_id": media_id, "created_at": str(int(now))}

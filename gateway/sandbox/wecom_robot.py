@@ -67,7 +67,7 @@ def routes(state: SandboxState) -> list[web.RouteDef]:
         async def handle(call: Call) -> Answer:
             robot = find_robot(key)
             now = state.clock.now()
-            record = await receive_media(request, call, WECOM_ROBOT_MEDIA, now)
+            record = await receive_media(request, call, WECOM_ROBOT_MEDIA, now, state.media_content.keep)
             # The media_id joins the robot's own shelf: usable only by this robot, for 3 days.
             media_id = robot.media.add(record)
             return Answer(

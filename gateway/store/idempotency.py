@@ -18,9 +18,24 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway.ids import slot_tag
 from gateway.store.redis_connection import KeySpace, store_unavailable, traced
 
 KEEP_FOR = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a key is unique: per tenant and account. The account also gives the Redis hash slot,
+    shared with the account's queue and its messages' records (gateway.ids)."""
+
+    tenant: str
+    account: str
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.tenant}:{self.account}:{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +46,16 @@ class Binding:
 
 
 class IdempotencyStore(Protocol):
-    async def bind(self, scope: str, binding: Binding) -> Binding | None:
+    async def bind(self, scope: Scope, binding: Binding) -> Binding | None:
         """Binds the key (returns None) or returns the binding already there."""
         ...
 
-    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
+    async def rebind(self, scope: Scope, old_message_id: str, binding: Binding) -> bool:
         """Replaces a binding to ``old_message_id`` (whose message is gone or failed); False if the
         key is bound to something else by now."""
         ...
 
-    async def release(self, scope: str, message_id: str) -> None:
+    async def release(self, scope: Scope, message_id: str) -> None:
         """Drops the binding if it still names ``message_id``."""
         ...
 
@@ -51,34 +66,34 @@ class MemoryIdempotencyStore:
         self._max = max_keys
         self._bindings: dict[str, tuple[float, Binding]] = {}
 
-    def _live(self, scope: str) -> Binding | None:
-        found = self._bindings.get(scope)
+    def _live(self, scope: Scope) -> Binding | None:
+        found = self._bindings.get(scope.name)
         if found is None or found[0] < time.monotonic():
-            self._bindings.pop(scope, None)
+            self._bindings.pop(scope.name, None)
             return None
         return found[1]
 
-    async def bind(self, scope: str, binding: Binding) -> Binding | None:
+    async def bind(self, scope: Scope, binding: Binding) -> Binding | None:
         existing = self._live(scope)
         if existing is not None:
             return existing
         self._set(scope, binding)
         return None
 
-    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
+    async def rebind(self, scope: Scope, old_message_id: str, binding: Binding) -> bool:
         existing = self._live(scope)
         if existing is not None and existing.message_id != old_message_id:
             return False
         self._set(scope, binding)
         return True
 
-    async def release(self, scope: str, message_id: str) -> None:
+    async def release(self, scope: Scope, message_id: str) -> None:
         existing = self._live(scope)
         if existing is not None and existing.message_id == message_id:
-            del self._bindings[scope]
+            del self._bindings[scope.name]
 
-    def _set(self, scope: str, binding: Binding) -> None:
-        self._bindings[scope] = (time.monotonic() + self._keep_for, binding)
+    def _set(self, scope: Scope, binding: Binding) -> None:
+        self._bindings[scope.name] = (time.monotonic() + self._keep_for, binding)
         if len(self._bindings) > self._max:  # a single process must not grow without bound
             now = time.monotonic()
             for key in [k for k, (until, _) in self._bindings.items() if until < now]:
@@ -113,37 +128,45 @@ class RedisIdempotencyStore:
         self._rebind = client.register_script(_REBIND)
         self._release = client.register_script(_RELEASE)
 
-    def _key(self, scope: str) -> str:
-        return self._keys.key(f"idem:{scope}", "idempotency")
+    def _key(self, scope: Scope) -> str:
+        return idempotency_key(self._keys, scope)
 
     @traced("EVALSHA bind")
-    async def bind(self, scope: str, binding: Binding) -> Binding | None:
+    async def bind(self, scope: Scope, binding: Binding) -> Binding | None:
         try:
-            raw = await self._bind(keys=[self._key(scope)], args=[_encode(binding), self._keep_for_ms])
+            raw = await self._bind(keys=[self._key(scope)], args=[encode_binding(binding), self._keep_for_ms])
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
         if raw is None:
             return None
-        entry = json.loads(raw)
-        return Binding(entry["fp"], entry["m"], float(entry["t"]))
+        return decode_binding(raw)
 
     @traced("EVALSHA rebind")
-    async def rebind(self, scope: str, old_message_id: str, binding: Binding) -> bool:
+    async def rebind(self, scope: Scope, old_message_id: str, binding: Binding) -> bool:
         try:
             done = await self._rebind(
-                keys=[self._key(scope)], args=[old_message_id, _encode(binding), self._keep_for_ms]
+                keys=[self._key(scope)], args=[old_message_id, encode_binding(binding), self._keep_for_ms]
             )
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
         return bool(done)
 
     @traced("EVALSHA release")
-    async def release(self, scope: str, message_id: str) -> None:
+    async def release(self, scope: Scope, message_id: str) -> None:
         try:
             await self._release(keys=[self._key(scope)], args=[message_id])
         except RedisError as exc:
             raise store_unavailable("idempotency store", exc) from None
 
 
-def _encode(binding: Binding) -> str:
+def idempotency_key(keys: KeySpace, scope: Scope) -> str:
+    return keys.key(f"s:{slot_tag(scope.account)}", f"idem:{scope.tenant}:{scope.account}:{scope.key}")
+
+
+def encode_binding(binding: Binding) -> str:
     return json.dumps({"fp": binding.fingerprint, "m": binding.message_id, "t": binding.bound_at})
+
+
+def decode_binding(raw: str | bytes) -> Binding:
+    entry = json.loads(raw)
+    return Binding(entry["fp"], entry["m"], float(entry["t"]))

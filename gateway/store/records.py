@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from gateway.ids import min_id_at
+from gateway.ids import id_slot_tag, min_id_at
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -139,8 +140,8 @@ return 1
 
 
 class RedisRecordStore:
-    """A record is a hash at ``ns:{<message_id>}:record``; a tenant's index is a sorted set of ids
-    at ``ns:{tenant:<name>}:messages``, all scores 0 so it orders by id (time)."""
+    """A record is a hash at ``ns:{s:<slot tag>}:record:<message_id>``; a tenant's index is a sorted
+    set of ids at ``ns:{tenant:<name>}:messages``, all scores 0 so it orders by id (time)."""
 
     def __init__(self, client: redis.Redis, namespace: str, retention: float = DEFAULT_RETENTION) -> None:
         self._client = client
@@ -150,7 +151,11 @@ class RedisRecordStore:
         self._extend = client.register_script(_EXTEND)
 
     def _key(self, message_id: str) -> str:
-        return self._keys.key(message_id, "record")
+        return record_key(self._keys, message_id)
+
+    @property
+    def retention(self) -> float:
+        return self._retention
 
     def _index(self, tenant: str) -> str:
         return self._keys.key(f"tenant:{tenant}", "messages")
@@ -169,20 +174,24 @@ class RedisRecordStore:
         try:
             if stored.version:
                 written = await self._put(keys=[self._key(record.message_id)], args=args)
-            else:  # a new record also enters its tenant's index, which forgets ids past retention
-                index = self._index(record.tenant)
-                oldest = min_id_at(time.time() - self._retention)
+            else:  # a new record also enters its tenant's index
                 async with self._client.pipeline(transaction=False) as pipe:
                     await self._put(keys=[self._key(record.message_id)], args=args, client=pipe)
-                    pipe.zadd(index, {record.message_id: 0})
-                    pipe.zremrangebylex(index, "-", f"({oldest}")
-                    pipe.pexpire(index, int(self._retention * 1000))
+                    self.add_to_index(pipe, record)
                     written, *_ = await pipe.execute()
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
         if written:
             stored.version += 1
         return bool(written)
+
+    def add_to_index(self, pipe: Pipeline, record: pb.MessageRecord) -> None:
+        """Queues the commands that list ``record`` for its tenant; the index forgets ids past retention."""
+        index = self._index(record.tenant)
+        oldest = min_id_at(time.time() - self._retention)
+        pipe.zadd(index, {record.message_id: 0})
+        pipe.zremrangebylex(index, "-", f"({oldest}")
+        pipe.pexpire(index, int(self._retention * 1000))
 
     @traced("HGETALL")
     async def get(self, message_id: str) -> StoredRecord | None:
@@ -218,6 +227,11 @@ class RedisRecordStore:
             raise store_unavailable("message records", exc) from None
         # The tenant check guards against an id in the index whose create was refused.
         return [s for s in map(_decode, found) if s is not None and s.record.tenant == tenant]
+
+
+def record_key(keys: KeySpace, message_id: str) -> str:
+    """In its account's hash slot (the id's tag), beside the account's queue and idempotency keys."""
+    return keys.key(f"s:{id_slot_tag(message_id)}", f"record:{message_id}")
 
 
 def _decode(fields: Mapping[Any, Any]) -> StoredRecord | None:

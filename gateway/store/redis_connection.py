@@ -89,6 +89,8 @@ def traced(
     operation: str,
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """A client span for a store call to Redis: the operation, never keys' values."""
+    # Hand-written, not opentelemetry-instrumentation-redis: its span per command costs ~4x this
+    # one per operation (~70 µs vs ~17), and names every script just EVALSHA.
 
     def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(method)

@@ -162,13 +162,18 @@ class TokenManager:
         if fetcher is None:
             raise RuntimeError(f"no token fetcher registered for account {account!r}")
         self.fetches += 1
-        with current_span("token.fetch", attributes={"notify.account": account}):
+        # A failed fetch is marked ERROR on its vendor span, where it happened; this one says so
+        # in an attribute, so one failure is not one ERROR per span it passed through.
+        with current_span(
+            "token.fetch", attributes={"notify.account": account}, error_on_exception=False
+        ) as span:
             try:
                 token, expires_in = await fetcher(deadline)
             except BaseException as error:
                 if isinstance(error, GatewayError):
                     self._failures[account] = (time.monotonic() + self.policy.failure_cooldown, error)
                 token_fetches.add(1, {"notify.account": account, "outcome": "error"})
+                span.set_attribute("notify.token.outcome", "error")
                 raise
         token_fetches.add(1, {"notify.account": account, "outcome": "ok"})
         now = time.time()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_status import rpc_status
 from notify_client import (
     AsyncNotifyClient,
     FailedPreconditionError,
@@ -35,7 +36,7 @@ from notify_client._common import is_core_internal_error
 
 from gateway.config import Config, TenantSettings
 from gateway.errors import ResourceExhausted
-from gateway.interceptors.errors import STATUS_DETAILS_KEY, status_of
+from gateway.interceptors.errors import status_of
 from gateway.sandbox import SandboxServer
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as gateway_pb
@@ -349,12 +350,8 @@ async def test_resource_exhausted_is_retried_after_the_retry_info_delay(retries:
             keys.append(request.idempotency_key)
             if len(keys) == 1:
                 limited = ResourceExhausted("over quota", retry_after=0.05, reason="RATE_LIMITED")
-                status = status_of(limited)
-                await context.abort(
-                    limited.status_code,
-                    status.message,
-                    trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
-                )
+                rich = rpc_status.to_status(status_of(limited))
+                await context.abort(rich.code, rich.details, trailing_metadata=rich.trailing_metadata)
             return gateway_pb.SendResponse(message_id="m-1", state=gateway_pb.MESSAGE_STATE_SENT)
 
         async def Recall(

@@ -14,7 +14,7 @@ from prometheus_client.samples import Sample
 from gateway.sandbox import SandboxServer, SandboxState
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import SECRETS, seed_sandbox
-from tests.gateway_process import config_file, free_port, gateway_process
+from tests.gateway_process import config_file, free_port, gateway_environment, gateway_process
 
 
 async def test_the_process_serves_prometheus_metrics_and_logs_one_json_line_per_rpc(tmp_path: Path) -> None:
@@ -138,3 +138,50 @@ async def test_metrics_scraped_after_a_few_sends_have_units_buckets_and_labels(t
     (refusal,) = samples("notify_rate_limit_refusals", "_total")
     assert labelled(refusal, {"notify_rate_limit_scope": "account", "notify_account": "team-wecom"})
     assert refusal.value == 1
+
+
+async def test_every_stderr_line_is_json_grpc_cores_own_included_and_the_access_log_has_levels(
+    tmp_path: Path,
+) -> None:
+    state = SandboxState()
+    seed_sandbox(state)
+    # grpc core's own tracing, written by C straight to fd 2 (one line per grpc API call).
+    env = {**gateway_environment(), "GRPC_VERBOSITY": "debug", "GRPC_TRACE": "api"}
+    async with SandboxServer(state) as sandbox:
+        port = free_port()
+        async with gateway_process(config_file(tmp_path, sandbox.url, port), port, env) as gateway:
+            text = pb.Message(text=pb.Text(content="levels"))
+            await gateway.stub.Send(pb.SendRequest(account="team-wecom", message=text), timeout=5)
+            state.inject_fault("dingtalk_robot", "plain-dingtalk", errcode=400102, errmsg="robot disabled")
+            state.inject_fault("wecom_robot", "team-wecom", http_status=503, times=10)
+            for account in ("nobody", "plain-dingtalk", "team-wecom"):
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await gateway.stub.Send(pb.SendRequest(account=account, message=text), timeout=5)
+            await gateway.stop(timeout=10)
+        log = await gateway.log()
+
+    lines = [json.loads(line) for line in log.splitlines()]  # every line, or this raises
+    assert all(isinstance(line, dict) and {"ts", "level", "logger", "msg"} <= line.keys() for line in lines)
+    core = [line for line in lines if line["logger"] == "grpc.core"]
+    assert core, "grpc core wrote its lines, as JSON"
+    assert {line["level"] for line in core} <= {"debug", "info", "warning", "error", "critical"}
+    assert all(line["source"] for line in core)
+    for secret in SECRETS:
+        assert secret not in log
+
+    access = {line["account"]: line for line in lines if line["logger"] == "gateway.access"}
+    ok, unknown = access["team-wecom"], access["nobody"]
+    refused = access["plain-dingtalk"]
+    assert len([line for line in lines if line["logger"] == "gateway.access"]) == 4
+    assert (ok["level"], ok["status"]) == ("error", "UNAVAILABLE"), "the last team-wecom Send"
+    assert ok["reason"].startswith("VENDOR_") and "vendor_errcode" not in ok
+    assert (unknown["level"], unknown["status"], unknown["reason"]) == (
+        "warning",
+        "NOT_FOUND",
+        "ACCOUNT_NOT_FOUND",
+    )
+    assert (refused["level"], refused["vendor_errcode"]) == ("warning", 400102)
+    assert refused["status"] == "FAILED_PRECONDITION" and refused["reason"].startswith("VENDOR_")
+    first = next(line for line in lines if line["logger"] == "gateway.access")
+    assert (first["level"], first["status"], "reason" in first) == ("info", "OK", False)
+    assert all(line["peer"].startswith("ipv4:127.0.0.1:") for line in access.values())

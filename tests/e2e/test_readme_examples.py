@@ -1,8 +1,9 @@
-"""The README's runnable examples, run as a newcomer would: against the embedded example config.
+"""The READMEs' runnable examples, run as a newcomer would: against the embedded example config.
 
-Each Python block marked ``<!-- readme-example: NAME -->`` in README.md runs in a child process
-against a gateway with the example config (the one ``make run`` uses) and the vendor sandbox
-seeded from it; only the address differs. A README example that breaks fails here.
+Each Python block marked ``<!-- readme-example: NAME -->`` in README.md and clients/python/README.md
+runs in a child process against a gateway with the example config (the one ``make run`` uses) and
+the vendor sandbox seeded from it; only the address differs. A README example that breaks fails
+here. (The Node blocks run in clients/node/test/readme.test.js.)
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from gateway.server import GatewayServer
 from tests.gateway_process import REPO
 
 README = REPO / "README.md"
+CLIENT_README = REPO / "clients" / "python" / "README.md"
 _EXAMPLE = re.compile(r"<!-- readme-example: ([\w-]+) -->\n```python\n(.*?)```", re.DOTALL)
 README_ADDRESS = "127.0.0.1:50051"
 
 
-def examples() -> dict[str, str]:
-    return dict(_EXAMPLE.findall(README.read_text(encoding="utf-8")))
+def examples(readme: Path = README) -> dict[str, str]:
+    return dict(_EXAMPLE.findall(readme.read_text(encoding="utf-8")))
 
 
 @pytest.fixture
@@ -38,15 +40,20 @@ async def example_gateway() -> AsyncIterator[str]:
     text = resources.files("gateway").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
     state = SandboxState()
     async with SandboxServer(state) as sandbox:
-        environ = {**os.environ, "NOTIFY_SANDBOX_URL": sandbox.url, "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0"}
+        environ = {
+            **os.environ,
+            "NOTIFY_SANDBOX_URL": sandbox.url,
+            "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0",
+            "NOTIFY_HTTP_LISTEN": "127.0.0.1:0",
+        }
         config = parse_config(text, source=EXAMPLE_CONFIG, environ=environ)
         seed_from_accounts(state, config.accounts)
         async with GatewayServer(config) as server:
             yield server.address
 
 
-async def run_example(name: str, address: str, cwd: Path = REPO) -> str:
-    code = examples()[name].replace(README_ADDRESS, address)
+async def run_example(name: str, address: str, cwd: Path = REPO, readme: Path = README) -> str:
+    code = examples(readme)[name].replace(README_ADDRESS, address)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -88,3 +95,34 @@ async def test_the_python_client_example_sends_uploads_and_reports_violations(
     words = uploaded.split()
     assert words[:4] == ["uploaded", str(len(report)), "bytes", "as"] and len(words) == 5 and words[4]
     assert violations == "{'message.text.content': 'is required'}"
+
+
+def test_every_python_block_of_the_client_readme_is_a_runnable_example() -> None:
+    text = CLIENT_README.read_text(encoding="utf-8")
+    assert text.count("```python\n") == len(examples(CLIENT_README)) == 2
+
+
+async def test_the_client_readme_sends_every_kind_recalls_and_reports_violations(
+    example_gateway: str, tmp_path: Path
+) -> None:
+    out = await run_example("python-client-send", example_gateway, cwd=tmp_path, readme=CLIENT_README)
+    size = (tmp_path / "report.pdf").stat().st_size
+    assert out.splitlines() == [
+        "robot MESSAGE_STATE_SENT",
+        "card MESSAGE_STATE_SENT",
+        "image MESSAGE_STATE_SENT",
+        "recall MESSAGE_STATE_RECALLED",
+        f"uploaded {size} bytes",
+        "refused recipients",
+    ]
+
+
+async def test_the_client_readme_reads_lists_and_watches_a_message(example_gateway: str) -> None:
+    out = await run_example("python-client-records", example_gateway, readme=CLIENT_README)
+    assert out.splitlines() == [
+        "MESSAGE_STATE_SENT ['OUTCOME_ACCEPTED']",
+        "listed True",
+        "iterated True",
+        "watch MESSAGE_STATE_SENT",
+        "watch MESSAGE_STATE_DELIVERED",
+    ]

@@ -35,6 +35,7 @@ from tests.conftest import (
     configured,
     gateway_config,
     running_gateway,
+    wait_until,
 )
 
 SERVER_SPAN = "notify.v1.NotificationService/Send"
@@ -113,7 +114,19 @@ def one(trace: Iterable[ReadableSpan], name: str) -> ReadableSpan:
 # -- the span tree ----------------------------------------------------------------------------
 
 
-async def test_a_send_is_one_trace_from_the_server_span_through_every_step_to_the_vendor(
+def steps_event(server: ReadableSpan) -> dict[str, object]:
+    """The attributes of the server span's one ``send.steps`` event: each step's own time, in ms."""
+    (event,) = [e for e in server.events if e.name == "send.steps"]
+    return dict(event.attributes or {})
+
+
+def parent_of(trace: list[ReadableSpan], span: ReadableSpan) -> ReadableSpan | None:
+    assert span.parent is not None
+    found = [s for s in trace if s.context is not None and s.context.span_id == span.parent.span_id]
+    return found[0] if found else None
+
+
+async def test_a_send_is_one_small_trace_the_server_span_with_its_steps_timed_then_the_vendor_call(
     gateway: Gateway, spans: InMemorySpanExporter
 ) -> None:
     reply = await gateway.stub.Send(send_request("ops-dingtalk"), timeout=5)
@@ -129,20 +142,91 @@ async def test_a_send_is_one_trace_from_the_server_span_through_every_step_to_th
     assert attributes["notify.message_kind"] == "text"
     assert server.status.status_code != StatusCode.ERROR
 
+    # What an SRE opens: the server span, the vendor call, its HTTP attempt. No span per step.
     trace = trace_of(spans, server)
-    below = descendants(trace, server)
-    steps = named(below, lambda n: n.startswith("send."))
-    assert sorted(s.name for s in steps) == sorted(f"send.{step}" for step in SEND_STEPS)
-    assert server.context is not None
-    first = one(steps, "send.assign_message_id")
-    assert first.parent is not None and first.parent.span_id == server.context.span_id
-
-    vendor = one(below, "vendor dingtalk_robot /robot/send")
-    deliver = one(steps, "send.deliver")
-    assert vendor in descendants(trace, deliver)
+    assert sorted(s.name for s in trace) == sorted([SERVER_SPAN, "vendor dingtalk_robot /robot/send", "POST"])
+    vendor = one(trace, "vendor dingtalk_robot /robot/send")
+    assert parent_of(trace, vendor) is server
     vendor_attributes = dict(vendor.attributes or {})
     assert vendor_attributes["notify.channel"] == "dingtalk_robot"
     assert vendor_attributes["notify.account"] == "ops-dingtalk"
+
+    # The steps, in the order they ran, each with its own time (not the rest of the call's).
+    steps = steps_event(server)
+    names = [key.removesuffix("_ms") for key in steps]
+    assert set(SEND_STEPS) <= set(names)
+    assert (names[0], names[-1]) == ("assign_message_id", "deliver")
+    assert all(isinstance(ms, float) and ms >= 0 for ms in steps.values())
+    call_ms = ((server.end_time or 0) - (server.start_time or 0)) / 1e6
+    assert sum(ms for ms in steps.values() if isinstance(ms, float)) <= call_ms
+    vendor_ms = ((vendor.end_time or 0) - (vendor.start_time or 0)) / 1e6
+    assert steps["deliver_ms"] >= vendor_ms * 0.9, "the vendor call is deliver's own work"
+
+
+async def test_a_vendor_failure_marks_error_only_on_the_vendor_span_and_the_server_span(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    gateway.sandbox.inject_fault("dingtalk_robot", "plain-dingtalk", errcode=400102, errmsg="robot disabled")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.stub.Send(send_request("plain-dingtalk"), timeout=5)
+
+    server = await server_span_of(spans, failed=True)
+    trace = trace_of(spans, server)
+    failed = sorted(s.name for s in trace if s.status.status_code == StatusCode.ERROR)
+    assert failed == sorted([SERVER_SPAN, "vendor dingtalk_robot /robot/send"])
+    assert caught.value.code().name in (server.status.description or "")
+    steps = steps_event(server)
+    assert (steps["failed_step"], steps["error.type"]) == ("deliver", "VendorError")
+    assert "record_message_ms" in steps, "the steps before the failure are timed too"
+
+
+async def test_a_failed_token_fetch_is_an_error_on_the_vendor_gettoken_span_only(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    gateway.sandbox.inject_fault("dingtalk_work", "ding-app", http_status=403, path="/gettoken")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gateway.stub.Send(send_request("ding-app"), timeout=5)
+
+    server = await server_span_of(spans, failed=True)
+    trace = trace_of(spans, server)
+    fetch = one(trace, "token.fetch")
+    assert fetch.status.status_code != StatusCode.ERROR
+    assert dict(fetch.attributes or {})["notify.token.outcome"] == "error"
+    gettoken = one(descendants(trace, fetch), "vendor dingtalk_work /gettoken")
+    assert gettoken.status.status_code == StatusCode.ERROR
+    (attempt,) = [s for s in descendants(trace, gettoken) if s.kind == SpanKind.CLIENT]
+    assert attempt.status.status_code == StatusCode.ERROR  # HTTP 403: where it happened
+    assert dict(attempt.attributes or {})["http.response.status_code"] == 403
+
+
+async def test_the_send_labels_are_on_the_server_span_bounded(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    labels = {"team": "payments", "ticket": "key=not-a-secret-but-looks-like-one"}
+    labels |= {f"zz{i:02d}": "x" * 500 for i in range(20)}  # past the 16 kept: first keys first
+    labels["k" * 300] = "long key"
+
+    reply = await gateway.stub.Send(send_request("team-wecom", labels=labels), timeout=5)
+
+    attributes = dict((await server_span_of(spans, reply.message_id)).attributes or {})
+    on_span = {
+        k.removeprefix("notify.label."): v for k, v in attributes.items() if k.startswith("notify.label.")
+    }
+    assert on_span["team"] == "payments"
+    assert on_span["ticket"] == "key=***", "label values are redacted like any text"
+    assert 0 < len(on_span) <= 16
+    assert all(len(key) <= 64 and len(str(value)) <= 128 for key, value in on_span.items())
+
+
+async def test_the_vendor_request_carries_the_trace_context_of_its_http_span(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    reply = await gateway.stub.Send(send_request("team-wecom"), timeout=5)
+
+    server = await server_span_of(spans, reply.message_id)
+    assert server.context is not None
+    (received,) = gateway.sandbox.received("wecom_robot", "team-wecom")
+    assert received.trace_id == format(server.context.trace_id, "032x")
 
 
 async def test_the_vendor_call_has_an_http_client_span_with_a_redacted_url(
@@ -161,6 +245,24 @@ async def test_the_vendor_call_has_an_http_client_span_with_a_redacted_url(
     url = str(attributes.get("url.full", ""))
     assert "/robot/send" in url
     assert DINGTALK_TOKEN not in url and not CREDENTIAL_PARAM.search(url)
+
+
+async def test_no_url_with_a_credential_reaches_a_span(gateway: Gateway, spans: InMemorySpanExporter) -> None:
+    # Each channel's credential in the query: key, access_token, a signature with its timestamp.
+    for account in ("team-wecom", "ops-dingtalk", "corp-app", "ding-app"):
+        await gateway.stub.Send(send_request(account), timeout=5)
+
+    urls = [
+        str(value)
+        for span in spans.get_finished_spans()
+        for key, value in (span.attributes or {}).items()
+        if "://" in str(value)
+    ]
+    assert len(urls) >= 6, "every vendor attempt records its URL (gettoken included)"
+    for url in urls:
+        assert not CREDENTIAL_PARAM.search(url), url
+        assert not [secret for secret in SECRETS if secret in url], url
+    assert any("access_token=***" in url for url in urls) and any("sign=***" in url for url in urls)
 
 
 async def test_a_send_with_a_tenant_names_the_tenant_on_its_server_span(
@@ -438,6 +540,15 @@ async def test_sends_are_counted_by_method_and_status(
     with pytest.raises(grpc.aio.AioRpcError):
         await gateway.stub.Send(pb.SendRequest(account="team-wecom"), timeout=5)
 
+    # A refused call is counted just after its status is on the wire (grpc's abort sends it, then
+    # the interceptors unwind): the client can see the status first. Once counted, it is exact.
+    await wait_until(
+        lambda: (
+            total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 3})
+            > bad_before
+        ),
+        "the refused Send to be counted",
+    )
     ok = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 0})
     bad = total(metric_reader, "notify.rpc.calls", **{"rpc.method": "Send", "rpc.grpc.status_code": 3})
     assert ok - ok_before == 2
@@ -513,6 +624,10 @@ async def test_every_rpc_has_a_duration_labelled_as_the_rpc_semantic_conventions
     with pytest.raises(grpc.aio.AioRpcError):
         await gateway.stub.Send(send_request("nobody"), timeout=5)
 
+    await wait_until(  # the refusal is recorded just after its status is sent (see above)
+        lambda: total(metric_reader, "rpc.server.call.duration", **not_found) > not_found_before,
+        "the NOT_FOUND call to be recorded",
+    )
     assert metric_of(metric_reader, "rpc.server.call.duration").unit == "s"
     delivered = histogram_points(
         metric_reader, "rpc.server.call.duration", **ok, **{"notify.account": "team-wecom"}

@@ -12,6 +12,7 @@ from gateway.store.idempotency import (
     IdempotencyStore,
     MemoryIdempotencyStore,
     RedisIdempotencyStore,
+    Scope,
 )
 from gateway.store.redis_connection import close, connect
 from gateway.store.report_queue import MemoryReportQueue, RedisReportQueue, ReportQueue
@@ -39,6 +40,10 @@ async def queue(request: pytest.FixtureRequest, redis_url: str, namespace: str) 
     await close(client)
 
 
+def S(tenant: str, key: str, account: str = "robot") -> Scope:
+    return Scope(tenant, account, key)
+
+
 def binding(message_id: str, fingerprint: str = "fp-1") -> Binding:
     return Binding(fingerprint, message_id, 1_700_000_000.5)
 
@@ -47,77 +52,79 @@ def binding(message_id: str, fingerprint: str = "fp-1") -> Binding:
 
 
 async def test_the_first_bind_of_a_key_takes_it(bindings: IdempotencyStore) -> None:
-    assert await bindings.bind("acme:order-1", binding("MSG-A")) is None
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-A")) is None
 
 
 async def test_a_later_bind_of_the_same_key_gets_the_existing_binding(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
 
-    existing = await bindings.bind("acme:order-1", binding("MSG-B", "fp-2"))
+    existing = await bindings.bind(S("acme", "order-1"), binding("MSG-B", "fp-2"))
 
     assert existing == binding("MSG-A")
-    assert await bindings.bind("acme:order-1", binding("MSG-C")) == binding("MSG-A")
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-C")) == binding("MSG-A")
 
 
 async def test_keys_are_bound_per_scope(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
-    assert await bindings.bind("globex:order-1", binding("MSG-B")) is None
-    assert await bindings.bind("acme:order-2", binding("MSG-C")) is None
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
+    assert await bindings.bind(S("globex", "order-1"), binding("MSG-B")) is None
+    assert await bindings.bind(S("acme", "order-2"), binding("MSG-C")) is None
+    assert await bindings.bind(S("acme", "order-1", account="other"), binding("MSG-D")) is None
 
 
 async def test_rebind_replaces_a_binding_to_the_named_old_message(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
 
-    assert await bindings.rebind("acme:order-1", "MSG-A", binding("MSG-B"))
+    assert await bindings.rebind(S("acme", "order-1"), "MSG-A", binding("MSG-B"))
 
-    assert await bindings.bind("acme:order-1", binding("MSG-C")) == binding("MSG-B")
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-C")) == binding("MSG-B")
 
 
 async def test_rebind_leaves_a_key_bound_to_another_message_alone(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
-    assert await bindings.rebind("acme:order-1", "MSG-A", binding("MSG-B"))  # another Send got there first
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
+    # another Send got there first:
+    assert await bindings.rebind(S("acme", "order-1"), "MSG-A", binding("MSG-B"))
 
-    assert not await bindings.rebind("acme:order-1", "MSG-A", binding("MSG-C"))
+    assert not await bindings.rebind(S("acme", "order-1"), "MSG-A", binding("MSG-C"))
 
-    assert await bindings.bind("acme:order-1", binding("MSG-D")) == binding("MSG-B")
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-D")) == binding("MSG-B")
 
 
 async def test_rebind_of_a_key_that_is_gone_binds_it(bindings: IdempotencyStore) -> None:
-    assert await bindings.rebind("acme:order-1", "MSG-A", binding("MSG-B"))
-    assert await bindings.bind("acme:order-1", binding("MSG-C")) == binding("MSG-B")
+    assert await bindings.rebind(S("acme", "order-1"), "MSG-A", binding("MSG-B"))
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-C")) == binding("MSG-B")
 
 
 async def test_release_frees_a_key_still_bound_to_that_message(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
 
-    await bindings.release("acme:order-1", "MSG-A")
+    await bindings.release(S("acme", "order-1"), "MSG-A")
 
-    assert await bindings.bind("acme:order-1", binding("MSG-B")) is None
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-B")) is None
 
 
 async def test_release_leaves_a_key_bound_to_another_message_alone(bindings: IdempotencyStore) -> None:
-    await bindings.bind("acme:order-1", binding("MSG-A"))
-    await bindings.rebind("acme:order-1", "MSG-A", binding("MSG-B"))
+    await bindings.bind(S("acme", "order-1"), binding("MSG-A"))
+    await bindings.rebind(S("acme", "order-1"), "MSG-A", binding("MSG-B"))
 
-    await bindings.release("acme:order-1", "MSG-A")  # the failed first Send, too late
+    await bindings.release(S("acme", "order-1"), "MSG-A")  # the failed first Send, too late
 
-    assert await bindings.bind("acme:order-1", binding("MSG-C")) == binding("MSG-B")
+    assert await bindings.bind(S("acme", "order-1"), binding("MSG-C")) == binding("MSG-B")
 
 
 async def test_release_of_an_unbound_key_does_nothing(bindings: IdempotencyStore) -> None:
-    await bindings.release("acme:nothing", "MSG-A")
-    assert await bindings.bind("acme:nothing", binding("MSG-B")) is None
+    await bindings.release(S("acme", "nothing"), "MSG-A")
+    assert await bindings.bind(S("acme", "nothing"), binding("MSG-B")) is None
 
 
 async def test_the_memory_store_stays_bounded_forgetting_the_oldest_keys() -> None:
     store = MemoryIdempotencyStore(max_keys=3)
     for n in range(5):
-        assert await store.bind(f"acme:key-{n}", binding(f"MSG-{n}")) is None
+        assert await store.bind(S("acme", f"key-{n}"), binding(f"MSG-{n}")) is None
 
     # The three newest are still bound; the two oldest were forgotten to make room.
     for n in (2, 3, 4):
-        assert await store.bind(f"acme:key-{n}", binding("MSG-X")) == binding(f"MSG-{n}")
-    assert await store.bind("acme:key-0", binding("MSG-X")) is None
+        assert await store.bind(S("acme", f"key-{n}"), binding("MSG-X")) == binding(f"MSG-{n}")
+    assert await store.bind(S("acme", "key-0"), binding("MSG-X")) is None
 
 
 # -- delivery-report queue -----------------------------------------------------------------------

@@ -57,6 +57,8 @@ async def test_messages_lists_every_received_request_with_what_was_answered(robo
         "duplicate",
         "http_status",
         "dropped",
+        "answer",
+        "trace_id",
     }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 from gateway.chain.chain import Chain, Next
 from gateway.chain.context import CallContext
@@ -94,3 +96,46 @@ async def test_chain_can_run_many_times() -> None:
 def test_chain_without_steps_is_refused() -> None:
     with pytest.raises(ValueError, match="upload"):
         Chain("upload", [])
+
+
+def traced_context() -> tuple[CallContext[Any], Any]:
+    """A context whose server span records (the session's SDK provider): the chain times its steps."""
+    span = trace.get_tracer("test").start_span("server")
+    return CallContext("test", request=None, span=span), span
+
+
+def steps_event(span: Any) -> dict[str, Any]:
+    span.end()
+    (event,) = [e for e in span.events if e.name == "send.steps"]
+    return dict(event.attributes)
+
+
+async def test_each_step_is_timed_for_its_own_work_in_one_event_on_the_server_span() -> None:
+    seen: list[str] = []
+
+    async def slow_last(ctx: CallContext[Any], call_next: Next) -> Any:
+        await asyncio.sleep(0.05)
+        return "done"
+
+    ctx, span = traced_context()
+    assert await Chain("send", [passing("a", seen), passing("b", seen), slow_last])(ctx) == "done"
+
+    times = steps_event(span)
+    assert list(times) == ["a_ms", "b_ms", "slow_last_ms"]
+    assert times["slow_last_ms"] >= 50
+    assert times["a_ms"] < times["slow_last_ms"], "a step's time leaves out the steps after it"
+
+
+async def test_the_step_an_error_came_from_is_named_and_later_steps_are_absent() -> None:
+    seen: list[str] = []
+
+    async def missing_account(ctx: CallContext[Any], call_next: Next) -> Any:
+        raise NotFound("account 'nope' is not configured")
+
+    ctx, span = traced_context()
+    with pytest.raises(NotFound):
+        await Chain("send", [passing("a", seen), missing_account, answering("never", seen)])(ctx)
+
+    times = steps_event(span)
+    assert list(times) == ["a_ms", "missing_account_ms", "failed_step", "error.type"]
+    assert (times["failed_step"], times["error.type"]) == ("missing_account", "NotFound")

@@ -41,6 +41,7 @@ ALLOWED: frozenset[tuple[State, State]] = frozenset(
         (SENDING, SENT),  # the vendor accepted it
         (SENDING, FAILED),  # every attempt refused or never left
         (SENDING, UNKNOWN),  # some attempt may have reached the vendor
+        (SENDING, ACCEPTED),  # queued: nothing reached the vendor, a worker tries again later
         (SENT, DELIVERED),  # the vendor's delivery report
         (SENT, RECALLED),
         (DELIVERED, RECALLED),

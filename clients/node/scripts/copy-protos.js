@@ -4,8 +4,11 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const source = path.resolve(__dirname, '..', '..', '..', 'protos', 'notify');
-const target = path.resolve(__dirname, '..', 'protos', 'notify');
-fs.rmSync(target, { recursive: true, force: true });
-fs.cpSync(source, target, { recursive: true });
-console.log(`copied ${source} -> ${target}`);
+// google/api: the vendored annotations.proto (and http.proto) the contract imports for its HTTP routes.
+for (const dir of [['notify'], ['google', 'api']]) {
+  const source = path.resolve(__dirname, '..', '..', '..', 'protos', ...dir);
+  const target = path.resolve(__dirname, '..', 'protos', ...dir);
+  fs.rmSync(target, { recursive: true, force: true });
+  fs.cpSync(source, target, { recursive: true });
+  console.log(`copied ${source} -> ${target}`);
+}

@@ -1,9 +1,10 @@
 'use strict';
-// The top-level README's Node example, run as a reader would run it: the block marked
-// `<!-- readme-example: node-client -->`, with only the address and API key swapped for a live
-// test gateway's, as a CommonJS script inside this package (so `require('@notify-gateway/client')`
-// resolves by the package's self-reference) and in a directory of its own (it writes report.pdf).
-// Also: the package imports by name from an ES module.
+// The READMEs' Node examples, run as a reader would run them: each block marked
+// `<!-- readme-example: NAME -->` in the top-level README and in this package's README, with only
+// the address and API key swapped for a live test gateway's, as a CommonJS script inside this
+// package (so `require('@notify-gateway/client')` resolves by the package's self-reference) and in a
+// directory of its own (they write report.pdf). Every js block of this package's README must be
+// such an example. Also: the package imports by name from an ES module.
 
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
@@ -17,16 +18,30 @@ const { startGateway } = require('./support/gateway');
 
 const PACKAGE_DIR = path.resolve(__dirname, '..');
 const README = path.resolve(PACKAGE_DIR, '..', '..', 'README.md');
+const CLIENT_README = path.join(PACKAGE_DIR, 'README.md');
 const README_ADDRESS = '127.0.0.1:50051';
 const README_API_KEY = 'demo-key-not-secret';
 const run = promisify(execFile);
 
 /** The code of the README block marked `<!-- readme-example: NAME -->` (a ```js fence). */
-function readmeExample(name) {
-  const text = fs.readFileSync(README, 'utf8');
+function readmeExample(name, readme = README) {
+  const text = fs.readFileSync(readme, 'utf8');
   const found = new RegExp(`<!-- readme-example: ${name} -->\\n\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(text);
-  assert.ok(found, `README.md has no js block marked readme-example: ${name}`);
+  assert.ok(found, `${readme} has no js block marked readme-example: ${name}`);
   return found[1];
+}
+
+/** Runs an example against the test gateway; resolves with its output lines. */
+async function runExample(name, code) {
+  assert.ok(code.includes(README_ADDRESS) && code.includes(README_API_KEY), `${name} lost its address or key`);
+  const script = path.join(scriptDir, `${name}.js`);
+  fs.writeFileSync(script, code.replaceAll(README_ADDRESS, gateway.address).replaceAll(README_API_KEY, gateway.apiKey));
+  try {
+    const result = await run(process.execPath, [script], { cwd: workDir, timeout: 60_000 });
+    return result.stdout.trim().split('\n');
+  } catch (error) {
+    assert.fail(`the README example ${name} failed (exit ${error.code}):\n${error.stderr}`);
+  }
 }
 
 let gateway;
@@ -80,4 +95,34 @@ test('an ES module imports every export by name', async () => {
   ].join('\n');
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', source], { cwd: PACKAGE_DIR });
   assert.equal(stdout, '\ntrue\n');
+});
+
+test("every js block of the client's README is an example the tests run", () => {
+  const text = fs.readFileSync(CLIENT_README, 'utf8');
+  const blocks = [...text.matchAll(/(<!-- readme-example: ([\w-]+) -->\n)?```js\n/g)];
+  assert.ok(blocks.length >= 2);
+  assert.deepEqual(blocks.filter((block) => !block[1]).length, 0, 'a js block without <!-- readme-example: NAME -->');
+  assert.deepEqual(blocks.map((block) => block[2]), ['node-send', 'node-records']);
+});
+
+test("the client README's first example sends, uploads, recalls and reports the violations", async () => {
+  const lines = await runExample('node-send', readmeExample('node-send', CLIENT_README));
+  assert.deepEqual(lines, [
+    'robot MESSAGE_STATE_SENT',
+    'app MESSAGE_STATE_SENT recallable true',
+    `uploaded ${fs.statSync(path.join(workDir, 'report.pdf')).size} bytes`,
+    'recall MESSAGE_STATE_RECALLED',
+    'refused recipients',
+  ]);
+});
+
+test("the client README's records example lists a message and watches it to DELIVERED", async () => {
+  const lines = await runExample('node-records', readmeExample('node-records', CLIENT_README));
+  assert.deepEqual(lines, [
+    'record MESSAGE_STATE_SENT 1 attempt',
+    'listed true',
+    'iterated true',
+    'watch MESSAGE_STATE_SENT',
+    'watch MESSAGE_STATE_DELIVERED',
+  ]);
 });

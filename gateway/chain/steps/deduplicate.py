@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.chain.chain import Next, Step
@@ -22,7 +23,7 @@ from gateway.errors import Aborted, InvalidArgument, Unavailable, Violation
 from gateway.lifecycle.ledger import Ledger, busy
 from gateway.lifecycle.responses import send_response
 from gateway.lifecycle.states import FAILED, UNKNOWN
-from gateway.store.idempotency import Binding, IdempotencyStore
+from gateway.store.idempotency import Binding, IdempotencyStore, Scope
 from generated.notify.v1 import notification_service_pb2 as pb
 
 MAX_WAIT = 30.0  # a repeat waits this long at most for the first Send's outcome, then ABORTED
@@ -33,9 +34,12 @@ def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
         key = ctx.request.idempotency_key
         if not key:
             return await call_next()
-        scope = f"{ctx.tenant}:{key}"
-        fingerprint = hashlib.sha256(ctx.request.SerializeToString(deterministic=True)).hexdigest()
-        replay = await _bind(store, ledger, ctx, scope, fingerprint)
+        scope = Scope(ctx.tenant, ctx.account_id, key)
+
+        async def bind(binding: Binding) -> Binding | None:
+            return await store.bind(scope, binding)
+
+        replay = await claim_key(bind, store, ledger, ctx, scope, may_resend=True)
         if replay is not None:
             return replay
         try:
@@ -52,20 +56,36 @@ def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
     return deduplicate
 
 
-async def _bind(
-    store: IdempotencyStore, ledger: Ledger, ctx: CallContext[pb.SendRequest], scope: str, fingerprint: str
+def fingerprint(request: pb.SendRequest) -> str:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+async def claim_key(
+    bind: Callable[[Binding], Awaitable[Binding | None]],
+    store: IdempotencyStore,
+    ledger: Ledger,
+    ctx: CallContext[pb.SendRequest],
+    scope: Scope,
+    *,
+    may_resend: bool,
 ) -> pb.SendResponse | None:
-    """Binds the key to this Send's message (None) or answers the message it is bound to."""
+    """Binds the key to this Send's message (None) or answers the message it is bound to.
+
+    ``bind`` claims the key, or returns the binding already there: a plain claim for a sync Send,
+    the claim-record-and-queue script for a queued one. ``may_resend``: an UNKNOWN message of an
+    account that resends ambiguous messages is taken over by this Send (sync Sends only).
+    """
+    fingerprint_ = fingerprint(ctx.request)
     give_up = time.monotonic() + MAX_WAIT
     if ctx.deadline is not None:
         give_up = min(give_up, ctx.deadline)
     delay = 0.01
     while True:
-        mine = Binding(fingerprint, ctx.message_id, time.time())
-        bound = await store.bind(scope, mine)
+        mine = Binding(fingerprint_, ctx.message_id, time.time())
+        bound = await bind(mine)
         if bound is None:
             return None
-        if bound.fingerprint != fingerprint:
+        if bound.fingerprint != fingerprint_:
             raise InvalidArgument(
                 [Violation("idempotency_key", "was already used with a different request; use a new key")]
             )
@@ -84,7 +104,7 @@ async def _bind(
                     return None
                 continue
             adapter = ctx.require_adapter()
-            if state == UNKNOWN and adapter.resends_ambiguous:
+            if state == UNKNOWN and adapter.resends_ambiguous and may_resend:
                 # The same message again, with the same vendor dedup key (msgUuid), so the vendor
                 # drops it if the first attempt did arrive.
                 ctx.message_id = stored.message_id

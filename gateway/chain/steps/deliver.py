@@ -15,12 +15,12 @@ import logging
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.channels.attempts import AttemptLog
-from gateway.channels.deliveries import Delivery
-from gateway.errors import Aborted, GatewayError, Unavailable
-from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
+from gateway.errors import Aborted, Unavailable
+from gateway.lifecycle.ledger import LeaseLost, Ledger
+from gateway.lifecycle.outcomes import failed, sending, sent
 from gateway.lifecycle.reports import DeliveryReports
 from gateway.lifecycle.responses import send_response
-from gateway.lifecycle.states import FAILED, SENDING, SENT, UNKNOWN, State, advance, state_name
+from gateway.lifecycle.states import FAILED, UNKNOWN, state_name
 from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.deliver")
@@ -33,7 +33,7 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
             raise RuntimeError("send chain: deliver needs check_message before it")
         resend = ctx.resend is not None
         try:
-            ctx.record = await ledger.change(ctx.require_record(), _sending(resend))
+            ctx.record = await ledger.change(ctx.require_record(), sending(resend))
         except LeaseLost as lost:
             ctx.record = lost.current
             raise Aborted(
@@ -48,12 +48,12 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
         except BaseException as exc:
             state = UNKNOWN if attempts.ambiguous or resend else FAILED
             ctx.settled = True  # from here the write runs to its end, even if this call is cancelled
-            ctx.record = await ledger.settle(ctx.record, _failed(state, attempts, exc))
+            ctx.record = await ledger.settle(ctx.record, failed(state, attempts, exc))
             raise  # record_message tells the caller the message_id and its state
         awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
         recallable = adapter.recallable and bool(delivery.vendor_message_id)
         ctx.settled = True
-        ctx.record = await ledger.settle(ctx.record, _sent(delivery, attempts, recallable, awaits_report))
+        ctx.record = await ledger.settle(ctx.record, sent(delivery, attempts, recallable, awaits_report))
         if awaits_report:
             try:
                 await reports.expect(ctx.message_id)
@@ -65,46 +65,3 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
         return send_response(ctx.record.record, duplicate=resend)
 
     return deliver
-
-
-def _sending(resend: bool) -> Mutation:
-    reason = "resending: the vendor drops a repeat" if resend else "calling the vendor"
-
-    def mark(record: pb.MessageRecord) -> None:
-        advance(record, SENDING, reason)
-
-    return mark
-
-
-def _sent(delivery: Delivery, attempts: AttemptLog, recallable: bool, awaits_report: bool) -> Mutation:
-    def mark(record: pb.MessageRecord) -> None:
-        record.attempts.extend(a.to_proto() for a in attempts.attempts)
-        record.vendor_message_id = delivery.vendor_message_id
-        del record.rejected_recipients[:]
-        record.rejected_recipients.extend(
-            pb.RejectedRecipient(kind=r.kind, id=r.id, reason=r.reason) for r in delivery.rejected
-        )
-        record.recallable = recallable
-        reason = "accepted by the vendor"
-        if delivery.rejected:
-            reason += f"; {len(delivery.rejected)} recipients refused (final)"
-        if awaits_report:
-            reason += "; waiting for its delivery report"
-        advance(record, SENT, reason, final=not awaits_report)
-
-    return mark
-
-
-def _failed(state: State, attempts: AttemptLog, exc: BaseException) -> Mutation:
-    if isinstance(exc, GatewayError):
-        why = exc.message
-    else:
-        why = "the call was cancelled (deadline passed, caller gone or shutdown)"
-    if state == UNKNOWN:
-        why = f"may have been delivered: {why}"
-
-    def mark(record: pb.MessageRecord) -> None:
-        record.attempts.extend(a.to_proto() for a in attempts.attempts)
-        advance(record, state, why)
-
-    return mark

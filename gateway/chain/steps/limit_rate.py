@@ -36,7 +36,7 @@ def limit_rate(limiter: RateLimiter) -> Step:
         taken: list[tuple[str, str]] = []
         try:
             for scope, rate, who in limits:
-                taken.append((scope, await _admit(limiter, scope, rate, who, ctx)))
+                taken.append((scope, await admit(limiter, scope, rate, who, ctx)))
         except ResourceExhausted:
             for scope, ticket in taken:  # refused by a later limit: give the earlier slots back
                 await limiter.release(scope, ticket)
@@ -46,7 +46,7 @@ def limit_rate(limiter: RateLimiter) -> Step:
     return limit_rate
 
 
-async def _admit(
+async def admit(
     limiter: RateLimiter, scope: str, rate: RateLimit, who: str, ctx: CallContext[pb.SendRequest]
 ) -> str:
     may_wait = ctx.request.options.wait_for_rate_limit

@@ -36,7 +36,7 @@ def record_message(ledger: Ledger) -> Step:
                 )
             ctx.record = taken
         else:
-            ctx.record = await ledger.open(_new_record(ctx), owner)
+            ctx.record = await ledger.open(new_record(ctx), owner)
         async with ledger.hold(ctx.record):
             try:
                 return await call_next()
@@ -52,7 +52,7 @@ def record_message(ledger: Ledger) -> Step:
     return record_message
 
 
-def _new_record(ctx: CallContext[pb.SendRequest]) -> pb.MessageRecord:
+def new_record(ctx: CallContext[pb.SendRequest]) -> pb.MessageRecord:
     adapter = ctx.require_adapter()
     request = ctx.request
     now = timestamp(time.time())

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.chain.chain import Next
 from gateway.chain.context import CallContext
 from gateway.errors import InvalidArgument, Violation
+from gateway.redaction import redact
 from generated.notify.v1 import notification_service_pb2 as pb
 
 IDEMPOTENCY_KEY_LIMIT = 128
 LABELS_LIMIT = 32
+#: Labels on the server span, as the proto promises: bounded, so a caller cannot make spans huge
+#: (a backend drops or truncates an oversized span as a whole). Keys in order, the first ones kept.
+SPAN_LABELS = 16
+SPAN_LABEL_KEY_CHARS = 64
+SPAN_LABEL_VALUE_CHARS = 128
+MAX_EXPIRE_AFTER = 7 * 24 * 3600  # seconds; a queued message older than this is no news to anyone
 
 
 async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
@@ -29,8 +37,26 @@ async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> An
         )
     if len(request.labels) > LABELS_LIMIT:
         violations.append(Violation("labels", f"has {len(request.labels)} entries; at most {LABELS_LIMIT}"))
+    options = request.options
+    if options.delivery not in pb.DeliveryMode.values():
+        violations.append(Violation("options.delivery", f"{options.delivery} is not a DeliveryMode"))
+    if options.HasField("expire_after"):
+        seconds = options.expire_after.ToNanoseconds() / 1e9
+        if not 0 < seconds <= MAX_EXPIRE_AFTER:
+            violations.append(
+                Violation("options.expire_after", f"is {seconds:g} s; it must be above 0 and at most 7 days")
+            )
+    if request.labels:
+        _label_span(ctx, request.labels)
     if violations:
         raise InvalidArgument(violations)
     ctx.account_id = request.account
     ctx.annotate("notify.message_kind", request.message.WhichOneof("kind") or "")
     return await call_next()
+
+
+def _label_span(ctx: CallContext[pb.SendRequest], labels: Mapping[str, str]) -> None:
+    """Puts ``notify.label.<key>`` on the server span; values pass through redaction like any text."""
+    for key in sorted(labels)[:SPAN_LABELS]:
+        value = redact(labels[key][:SPAN_LABEL_VALUE_CHARS])
+        ctx.span.set_attribute(f"notify.label.{key[:SPAN_LABEL_KEY_CHARS]}", value)

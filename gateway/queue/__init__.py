@@ -1,0 +1,1 @@
+"""Queued delivery: Send answers ACCEPTED once a job is in Redis Streams; workers deliver it."""

@@ -1,0 +1,37 @@
+"""What a queued job carries: enough for any worker to deliver the message as the Send asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.store.redis_connection import as_text
+from generated.notify.v1 import notification_service_pb2 as pb
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    entry_id: str  # the stream entry's id: <milliseconds>-<sequence>, so it dates the job
+    message_id: str
+    tenant: str
+    request: pb.SendRequest
+    traceparent: str  # the Send's trace, which the worker's delivery span links to
+
+    @property
+    def enqueued_at(self) -> float:
+        """Unix seconds the job was queued, from Redis's own clock (the entry id)."""
+        return int(self.entry_id.split("-", 1)[0]) / 1000
+
+    @staticmethod
+    def fields(message_id: str, tenant: str, request: pb.SendRequest, traceparent: str) -> list[bytes | str]:
+        """The entry's fields, flattened for XADD in a script."""
+        return ["m", message_id, "t", tenant, "q", request.SerializeToString(), "p", traceparent]
+
+    @classmethod
+    def decode(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Job:
+        return cls(
+            entry_id=as_text(entry_id),
+            message_id=as_text(fields[b"m"]),
+            tenant=as_text(fields.get(b"t", b"")),
+            request=pb.SendRequest.FromString(fields[b"q"]),
+            traceparent=as_text(fields.get(b"p", b"")),
+        )

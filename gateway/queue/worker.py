@@ -1,0 +1,464 @@
+"""Queue workers: take each account's jobs in order, pace them to its rate limit, deliver them
+through the same adapters as a sync Send, and record every attempt and state change.
+
+The record, not the job, is the truth. A job is acknowledged only after the record holds the
+message's outcome, so a worker that dies leaves its jobs pending, and another worker reclaims them
+(XAUTOCLAIM) once they have gone unrenewed for the visibility timeout. The reclaiming worker reads
+the record first: a message that was SENDING when its worker died reads UNKNOWN (its lease ran
+out), and is resent only where the account's vendor drops repeats, exactly as for a sync Send.
+Nothing that reached the vendor is ever sent again blindly, and nothing is dropped silently: a
+message its expire_after overtakes becomes EXPIRED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from gateway.chain.context import CallContext
+from gateway.chain.steps.upload_inline_media import upload_inline_media
+from gateway.channels.attempts import AttemptLog
+from gateway.channels.base import ChannelAdapter
+from gateway.config import QueueSettings
+from gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    ResourceExhausted,
+    Unavailable,
+    VendorError,
+    VendorOutcome,
+)
+from gateway.lifecycle.ledger import Ledger, Mutation, busy
+from gateway.lifecycle.outcomes import failed, retry_later, sending, sent
+from gateway.lifecycle.reports import DeliveryReports
+from gateway.lifecycle.states import ACCEPTED, UNKNOWN, advance, state_name
+from gateway.queue.jobs import Job
+from gateway.queue.metrics import accept_to_final, queue_deliveries, record_backlogs
+from gateway.queue.streams import JobQueue
+from gateway.store.media_cache import MediaCache
+from gateway.store.rate_limits import RateLimiter
+from gateway.store.records import StoredRecord
+from gateway.telemetry import tracer
+from generated.notify.v1 import notification_service_pb2 as pb
+
+log = logging.getLogger("gateway.queue")
+T = TypeVar("T")
+
+READ_BLOCK_MS = 800  # below the Redis client's socket timeout (1 s), so a blocked read never times out
+BACKLOG_EVERY = 5.0  # seconds between reads of each queue's depth and age, for the gauges
+_RETRY_OUTCOMES = frozenset({VendorOutcome.RETRY, VendorOutcome.RATE_LIMITED, VendorOutcome.TOKEN_INVALID})
+
+
+class Worker:
+    """One worker process's consumer: a loop per account, plus renewal of the jobs it holds."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        ledger: Ledger,
+        accounts: Mapping[str, ChannelAdapter],
+        limiter: RateLimiter,
+        media_cache: MediaCache,
+        reports: DeliveryReports,
+        settings: QueueSettings,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.queue, self.ledger, self.accounts = queue, ledger, accounts
+        self.limiter, self.reports, self.settings = limiter, reports, settings
+        self.consumer = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._upload = upload_inline_media(media_cache)
+        self._idle_ms = int(settings.visibility_timeout_seconds * 1000)
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._delivering: set[asyncio.Task[None]] = set()
+        # account -> entry id -> job: every job this worker holds, renewed until it is finished
+        self._in_hand: dict[str, dict[str, Job]] = {account: {} for account in accounts}
+        self._room: dict[str, asyncio.Event] = {account: asyncio.Event() for account in accounts}
+
+    def start(self) -> None:
+        for account in self.accounts:
+            self._loops.append(asyncio.create_task(self._consume(account), name=f"queue-{account}"))
+        self._loops.append(asyncio.create_task(self._renew(), name="queue-renew"))
+        self._loops.append(asyncio.create_task(self._watch_backlog(), name="queue-backlog"))
+        log.info("queue worker started", extra={"consumer": self.consumer, "accounts": sorted(self.accounts)})
+
+    async def stop(self, grace: float) -> None:
+        """Takes no new job; lets deliveries in progress finish within ``grace``, then cancels the
+        rest (each records where it stands); hands every job not finished back for others at once."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._delivering:
+            await asyncio.wait(set(self._delivering), timeout=grace)
+        for task in list(self._delivering):
+            task.cancel()
+        if self._delivering:
+            await asyncio.wait(set(self._delivering), timeout=5.0)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for account, jobs in self._in_hand.items():
+            with contextlib.suppress(Unavailable):  # not handed back: reclaimed after the timeout
+                await self.queue.renew(account, self.consumer, list(jobs), idle_ms=self._idle_ms)
+        log.info("queue worker stopped", extra={"consumer": self.consumer})
+
+    # -- taking jobs ---------------------------------------------------------------------------
+
+    async def _consume(self, account: str) -> None:
+        """Reads the account's jobs and starts each in order once the account has a rate slot."""
+        adapter = self.accounts[account]
+        in_hand = self._in_hand[account]
+        waiting: deque[Job] = deque()  # taken, in order, not yet started
+        ready = False
+        next_reclaim = 0.0  # a dead worker's jobs are looked for twice per visibility timeout
+        pause = _Pause(account)
+        while not self._stopping.is_set():
+            try:
+                if not ready:
+                    await self.queue.ensure_group(account)
+                    ready = True
+                room = self.settings.in_hand_per_account - len(in_hand)
+                if room > 0:
+                    jobs = []
+                    if time.monotonic() >= next_reclaim:
+                        jobs = await self.queue.reclaim(account, self.consumer, self._idle_ms, room)
+                        if len(jobs) < room:  # none left to reclaim for now
+                            next_reclaim = time.monotonic() + self.settings.visibility_timeout_seconds / 2
+                    if not jobs:
+                        # Block for new jobs only when none waits for a rate slot.
+                        block = None if waiting else READ_BLOCK_MS
+                        jobs = await self.queue.read(account, self.consumer, room, block)
+                    for job in jobs:
+                        if job.entry_id not in in_hand:
+                            in_hand[job.entry_id] = job
+                            waiting.append(job)
+                elif not waiting:
+                    self._room[account].clear()
+                    await self._wait(self._room[account].wait(), 1.0)
+                if waiting:
+                    await self._start_next(account, adapter, waiting)
+                pause.resumed()
+            except Unavailable:
+                await self._sleep(pause.next_delay())
+
+    async def _start_next(self, account: str, adapter: ChannelAdapter, waiting: deque[Job]) -> None:
+        job = waiting[0]
+        stored = await self.ledger.get(job.message_id)
+        if not _deliverable(stored, adapter):
+            waiting.popleft()
+            await self._done_with(account, job, stored)
+            return
+        ticket = ""
+        if adapter.rate_limit is not None:
+            # Pacing instead of refusal: the head of the account's queue waits for its slot, in order.
+            admission = await self.limiter.acquire(f"account:{account}", adapter.rate_limit)
+            if admission.wait > 0:
+                await self._sleep(min(admission.wait, 1.0))
+                return
+            ticket = admission.ticket
+        waiting.popleft()
+        task = asyncio.create_task(self._deliver(account, adapter, job, ticket))
+        self._delivering.add(task)
+        task.add_done_callback(self._delivering.discard)
+
+    async def _done_with(self, account: str, job: Job, stored: StoredRecord | None) -> None:
+        """A job whose message needs nothing more from this worker: finish it, or let it go."""
+        if stored is not None and stored.record.state == UNKNOWN and not stored.record.final:
+            # A resend was planned and its expiry came first: the message stays UNKNOWN, for good.
+            stored = await self.ledger.change(
+                stored, _unknown(AttemptLog(), "past its expire_after", final=True)
+            )
+        if stored is None or not busy(stored):  # done, or its record is gone: nothing to deliver
+            await self.queue.finish(account, job.entry_id)
+        # A live owner elsewhere (another worker reclaimed it): leave the job to that worker.
+        self._release(account, job)
+
+    def _release(self, account: str, job: Job) -> None:
+        self._in_hand[account].pop(job.entry_id, None)
+        self._room[account].set()
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    async def _deliver(self, account: str, adapter: ChannelAdapter, job: Job, ticket: str) -> None:
+        links = _links(job.traceparent)
+        span = tracer.start_span(
+            "queue.deliver",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "notify.message_id": job.message_id,
+                "notify.account": account,
+                "messaging.system": "redis",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": f"queue:{account}",
+            },
+        )
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                await self._deliver_until_final(account, adapter, job, ticket)
+        except asyncio.CancelledError:
+            pass  # shutdown: the record says where it stands, and the job is handed back
+        except Exception:
+            log.exception("queued delivery failed", extra={"message_id": job.message_id})
+        finally:
+            span.end()
+            if not self._stopping.is_set():  # stopping: stop() hands it back, unless it finished
+                self._release(account, job)
+
+    async def _deliver_until_final(
+        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str
+    ) -> None:
+        tries = 0
+        while True:
+            stored = await self._store_call(lambda: self.ledger.get(job.message_id))
+            if not _deliverable(stored, adapter):
+                if ticket:
+                    await self.limiter.release(f"account:{account}", ticket)
+                await self._store_call(functools.partial(self._done_with, account, job, stored))
+                return
+            assert stored is not None
+            if not ticket and adapter.rate_limit is not None:  # a retry waits for a slot again
+                ticket = await self._slot(account, adapter)
+            taken = await self._store_call(functools.partial(self.ledger.take_over, stored, self.consumer))
+            if taken is None:  # changed meanwhile (a Recall, another worker): read it again
+                continue
+            tries += 1
+            retry_in = await self._attempt(adapter, job, taken, tries)
+            ticket = ""
+            if retry_in is None:
+                await self._store_call(lambda: self.queue.finish(account, job.entry_id))
+                return
+            if await self._sleep(retry_in):
+                return  # stopping: the record is ACCEPTED (or UNKNOWN), the job goes back
+
+    async def _slot(self, account: str, adapter: ChannelAdapter) -> str:
+        rate = adapter.rate_limit
+        assert rate is not None
+        while True:
+            admission = await self._store_call(
+                functools.partial(self.limiter.acquire, f"account:{account}", rate)
+            )
+            if admission.wait <= 0:
+                return admission.ticket
+            if await self._sleep(admission.wait):
+                raise asyncio.CancelledError  # stopping: the job goes back, its record ACCEPTED
+
+    async def _attempt(
+        self, adapter: ChannelAdapter, job: Job, taken: StoredRecord, tries: int
+    ) -> float | None:
+        """One delivery of the message, its outcome recorded; the seconds until the next try, or
+        None when the record is final."""
+        record = taken.record
+        resend = record.state == UNKNOWN
+        expires = record.expire_time.ToNanoseconds() / 1e9
+        ctx: CallContext[pb.SendRequest] = CallContext(
+            "queue",
+            job.request,
+            deadline=time.monotonic()
+            + min(self.settings.attempt_timeout_seconds, max(0.0, expires - time.time())),
+            tenant=job.tenant,
+            account_id=adapter.account_id,
+            message_id=job.message_id,
+            adapter=adapter,
+            record=taken,
+        )
+        attempts = AttemptLog()
+        async with self.ledger.hold(taken):
+            try:
+                ctx.outgoing = adapter.prepare(job.request, job.message_id)
+                await self._upload(ctx, _nothing)
+                ctx.record = await self.ledger.change(ctx.require_record(), sending(resend))
+                delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline, attempts=attempts)
+            except BaseException as exc:
+                mutate, retry_in = self._after_failure(adapter, exc, attempts, expires, tries, ctx, resend)
+                final = await self._settle(ctx, mutate)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return None if final.record.final else retry_in
+        awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
+        recallable = adapter.recallable and bool(delivery.vendor_message_id)
+        final = await self._settle(ctx, sent(delivery, attempts, recallable, awaits_report))
+        if awaits_report:
+            with contextlib.suppress(Unavailable):  # the message is out; only its report is lost
+                await self.reports.expect(job.message_id)
+        return None
+
+    def _after_failure(
+        self,
+        adapter: ChannelAdapter,
+        exc: BaseException,
+        attempts: AttemptLog,
+        expires: float,
+        tries: int,
+        ctx: CallContext[pb.SendRequest],
+        resend: bool,
+    ) -> tuple[Mutation, float]:
+        """The record change a failed try ends with, and when to try again if it is not final."""
+        why = exc.message if isinstance(exc, GatewayError) else "the worker stopped during the delivery"
+        record = ctx.require_record().record
+        if record.state == ACCEPTED:  # nothing was sent (preparing or uploading failed)
+            attempts = AttemptLog()
+        delay = self._backoff(tries, exc)
+        out_of_time = time.time() + delay >= expires
+        if attempts.ambiguous or resend:
+            # It may have reached the vendor: resent only where the vendor drops repeats (msgUuid),
+            # by this worker after the backoff or, if it is stopping, by the one that reclaims the job.
+            again = adapter.resends_ambiguous and not out_of_time
+            return _unknown(attempts, why, final=not again), delay
+        if isinstance(exc, asyncio.CancelledError):
+            return retry_later(attempts, why, expired=False), 0.0
+        if _retryable(exc):
+            return retry_later(attempts, why, expired=out_of_time), delay
+        if record.state == ACCEPTED:
+            return _refuse(why), 0.0
+        return failed(pb.MESSAGE_STATE_FAILED, attempts, exc), 0.0
+
+    def _backoff(self, tries: int, exc: BaseException) -> float:
+        """Exponential with full jitter, and never sooner than the vendor asked (RetryInfo)."""
+        cap = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2 ** (tries - 1))
+        delay = random.uniform(
+            self.settings.retry_base_seconds / 2, max(cap, self.settings.retry_base_seconds)
+        )
+        asked = getattr(exc, "retry_after", None)
+        return max(delay, float(asked)) if asked else delay
+
+    async def _settle(self, ctx: CallContext[pb.SendRequest], mutate: Mutation) -> StoredRecord:
+        """Writes the outcome, waiting out a Redis outage: what the vendor did must not be lost."""
+        stored = await self._store_call(lambda: self.ledger.settle(ctx.require_record(), mutate))
+        ctx.record = stored
+        record = stored.record
+        if record.final:
+            outcome = state_name(record.state).removeprefix("MESSAGE_STATE_").lower()
+            queue_deliveries.add(1, {"notify.account": record.account, "outcome": outcome})
+            accept_to_final.record(
+                max(0.0, time.time() - record.create_time.ToNanoseconds() / 1e9),
+                {"notify.account": record.account, "outcome": outcome},
+            )
+        return stored
+
+    async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A store call that waits for Redis to come back rather than giving up on a job in hand."""
+        pause = _Pause("records")
+        while True:
+            try:
+                return await call()
+            except Unavailable:
+                await asyncio.sleep(pause.next_delay())
+
+    # -- upkeep --------------------------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        """Keeps the jobs in hand from looking abandoned while they wait for a slot or a vendor."""
+        while True:
+            await asyncio.sleep(self.settings.visibility_timeout_seconds / 3)
+            for account, jobs in self._in_hand.items():
+                with contextlib.suppress(Unavailable):
+                    await self.queue.renew(account, self.consumer, list(jobs))
+
+    async def _watch_backlog(self) -> None:
+        while True:
+            with contextlib.suppress(Unavailable):
+                record_backlogs(await self.queue.backlog(self.accounts))
+            await asyncio.sleep(BACKLOG_EVERY)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleeps, or returns early (True) when the worker is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
+        return self._stopping.is_set()
+
+    async def _wait(self, waiter: Awaitable[Any], timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout=timeout)
+
+
+def _deliverable(stored: StoredRecord | None, adapter: ChannelAdapter) -> bool:
+    """Whether a worker should try this message now: it waits in the queue, or it is UNKNOWN (its
+    worker died in the vendor call, or the call was ambiguous) on an account whose vendor drops
+    repeats, before its expiry. A live owner elsewhere means hands off."""
+    if stored is None or busy(stored):
+        return False
+    record = stored.record
+    if record.state == ACCEPTED:
+        return True
+    return (
+        record.state == UNKNOWN
+        and adapter.resends_ambiguous
+        and record.delivery == pb.DELIVERY_MODE_QUEUED
+        and record.expire_time.ToNanoseconds() > time.time() * 1e9
+    )
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Refusals that say "not now" rather than "never": the vendor or the store busy or down."""
+    if isinstance(exc, VendorError):
+        return exc.outcome in _RETRY_OUTCOMES
+    return isinstance(exc, Unavailable | DeadlineExceeded | ResourceExhausted)
+
+
+def _unknown(attempts: AttemptLog, why: str, *, final: bool) -> Mutation:
+    def mark(record: pb.MessageRecord) -> None:
+        record.attempts.extend(a.to_proto() for a in attempts.attempts)
+        reason = f"may have been delivered: {why}"
+        if not final:
+            reason += "; will resend, the vendor drops a repeat"
+        if record.state == UNKNOWN:
+            record.final = final
+            record.history.add(state=UNKNOWN, time=record.update_time, reason=reason)
+        else:
+            advance(record, UNKNOWN, reason, final=final)
+
+    return mark
+
+
+def _refuse(why: str) -> Mutation:
+    def mark(record: pb.MessageRecord) -> None:
+        advance(record, pb.MESSAGE_STATE_FAILED, f"not sent: {why}")
+
+    return mark
+
+
+def _links(traceparent: str) -> list[Link]:
+    if not traceparent:
+        return []
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return [Link(span_context)] if span_context.is_valid else []
+
+
+async def _nothing() -> None:
+    return None
+
+
+class _Pause:
+    """Backs off while Redis is unreachable, and says once that the queue paused and resumed."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._delay = 0.0
+
+    def next_delay(self) -> float:
+        if not self._delay:
+            log.warning("queue paused: the store is unreachable", extra={"queue": self._what})
+        self._delay = min(5.0, max(0.25, self._delay * 2))
+        return self._delay
+
+    def resumed(self) -> None:
+        if self._delay:
+            log.info("queue resumed", extra={"queue": self._what})
+            self._delay = 0.0
