@@ -2,6 +2,7 @@
 
 One grpc.aio channel (HTTP/2 multiplexes the concurrent calls, as a real client service would),
 the API key as metadata, and the prepared SendRequests alternated: DingTalk robot, WeCom app.
+The queued scenario's accept phase is the same driver with queued Sends (an ACCEPTED answer).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ DEADLINE_SECONDS = 10.0
 
 
 async def drive(spec: LoadSpec) -> LoadResult:
-    requests = send_requests(*spec.accounts)
+    requests = send_requests(*spec.accounts, queued=spec.queued)
     metadata = (("authorization", f"Bearer {spec.api_key}"),)
     async with grpc.aio.insecure_channel(spec.grpc_target) as channel:
         stub = pb_grpc.NotificationServiceStub(channel)

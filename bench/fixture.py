@@ -48,6 +48,8 @@ class Fixture:
     floor_b_app: WecomApp = field(default_factory=lambda: WecomApp("floor-b-wecom-app", 1000101))
     gateway_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("gateway-dingtalk"))
     gateway_app: WecomApp = field(default_factory=lambda: WecomApp("gateway-wecom-app", 1000102))
+    queued_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("queued-dingtalk"))
+    queued_app: WecomApp = field(default_factory=lambda: WecomApp("queued-wecom-app", 1000103))
     apprise_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("apprise-dingtalk"))
     apprise_wecom: WecomRobot = field(default_factory=lambda: WecomRobot("apprise-wecom-bot"))
     api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(16))
@@ -56,13 +58,19 @@ class Fixture:
         """What the sandbox process registers (see `bench.sandbox_proc`)."""
         return {
             "dingtalk_robots": [
-                asdict(r) for r in (self.floor_b_dingtalk, self.gateway_dingtalk, self.apprise_dingtalk)
+                asdict(r)
+                for r in (
+                    self.floor_b_dingtalk,
+                    self.gateway_dingtalk,
+                    self.queued_dingtalk,
+                    self.apprise_dingtalk,
+                )
             ],
             "wecom_robots": [asdict(self.apprise_wecom)],
-            "wecom_apps": [asdict(a) for a in (self.floor_b_app, self.gateway_app)],
+            "wecom_apps": [asdict(a) for a in (self.floor_b_app, self.gateway_app, self.queued_app)],
             "users": [WECOM_USER],
         }
 
     @property
     def app_names(self) -> tuple[str, ...]:
-        return (self.floor_b_app.name, self.gateway_app.name)
+        return (self.floor_b_app.name, self.gateway_app.name, self.queued_app.name)

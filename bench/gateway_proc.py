@@ -5,6 +5,10 @@ authenticated), Redis as the token store (and message records), tracing on with 
 exporter (spans are made, not shipped), the access log at INFO (to a file). Only the gateway's
 own rate limiter is off (`rate_limit_per_minute: 0`, no tenant quota): the bench measures cost,
 and the vendors' limits would stop it after 20 messages.
+
+The queued scenario runs a second gateway of the same shape on accounts of its own, with
+`queue.workers_in_serve: false`, and its workers as `python -m gateway worker` processes on the
+same config file, as an operator who scales delivery apart from the API would run them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
@@ -22,14 +27,35 @@ from bench.procs import Child, python_module
 
 DINGTALK_ACCOUNT = "bench-dingtalk"
 WECOM_APP_ACCOUNT = "bench-wecom-app"
+QUEUED_DINGTALK_ACCOUNT = "bench-queued-dingtalk"
+QUEUED_WECOM_APP_ACCOUNT = "bench-queued-wecom-app"
+# The most the config allows: every round's accepted Sends wait in the queue until the delivery
+# phase, and a full queue would turn the accept scenario into RESOURCE_EXHAUSTED answers.
+QUEUE_LIMIT = 1_000_000
 
 
 def write_config(
-    path: Path, *, fixture: Fixture, sandbox_url: str, redis_url: str, namespace: str, port: int
+    path: Path,
+    *,
+    fixture: Fixture,
+    sandbox_url: str,
+    redis_url: str,
+    namespace: str,
+    port: int,
+    queued: bool = False,
 ) -> None:
-    """A gateway config for this run; `namespace` keeps its Redis keys apart from anyone else's."""
+    """A gateway config for this run; `namespace` keeps its Redis keys apart from anyone else's.
+
+    `queued`: the queued scenario's gateway, on its own sandbox robot and app (so the sandbox
+    counts its deliveries apart), with no workers in `serve` (the accept phase measures accepting
+    only; workers are started apart for the delivery phase).
+    """
     dingtalk, app = fixture.gateway_dingtalk, fixture.gateway_app
-    config = {
+    dingtalk_account, app_account = DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT
+    if queued:
+        dingtalk, app = fixture.queued_dingtalk, fixture.queued_app
+        dingtalk_account, app_account = QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT
+    config: dict[str, Any] = {
         "server": {"listen": f"127.0.0.1:{port}", "grace_period_seconds": 1},
         "token_store": redis_url,
         "key_namespace": namespace,
@@ -42,13 +68,13 @@ def write_config(
             }
         ],
         "accounts": {
-            DINGTALK_ACCOUNT: {
+            dingtalk_account: {
                 "channel": "dingtalk_robot",
                 "access_token": dingtalk.access_token,
                 "base_url": sandbox_url,
                 "rate_limit_per_minute": 0,
             },
-            WECOM_APP_ACCOUNT: {
+            app_account: {
                 "channel": "wecom_app",
                 "corp_id": app.corp_id,
                 "corp_secret": app.corp_secret,
@@ -58,10 +84,16 @@ def write_config(
             },
         },
     }
+    if queued:
+        config["queue"] = {"workers_in_serve": False}
+        for account in config["accounts"].values():
+            account["queue_limit"] = QUEUE_LIMIT
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def start_gateway(config: Path, log: Path, *, cprofile_out: Path | None = None) -> tuple[Child, str]:
+def start_gateway(
+    config: Path, log: Path, *, cprofile_out: Path | None = None, name: str = "gateway"
+) -> tuple[Child, str]:
     """Starts the gateway (under the cProfile wrapper when `cprofile_out` is set); returns it and
     its address once its health check answers SERVING."""
     address = yaml.safe_load(config.read_text())["server"]["listen"]
@@ -71,7 +103,7 @@ def start_gateway(config: Path, log: Path, *, cprofile_out: Path | None = None) 
         args = python_module(
             "bench.profile_gateway", "--out", str(cprofile_out), "--", "serve", "--config", str(config)
         )
-    child = Child("gateway", args, log=log)
+    child = Child(name, args, log=log)
     wait_serving(child, address)
     return child, address
 
@@ -91,3 +123,9 @@ def wait_serving(child: Child, address: str, timeout: float = 30.0) -> None:
                 pass
             time.sleep(0.1)
     raise child.failure(f"did not answer health checks on {address} within {timeout:.0f} s")
+
+
+def start_worker(config: Path, log: Path, name: str) -> Child:
+    """`python -m gateway worker --config FILE`: queue workers alone, as run apart from the API.
+    It says nothing on stdout; `bench.delivery` sees it consuming in Redis instead."""
+    return Child(name, python_module("gateway", "worker", "--config", str(config)), log=log)

@@ -16,13 +16,23 @@ from generated.notify.v1 import notification_service_pb2 as pb
 TEXT: Final = "【发布】notify-gateway build #1234 deployed to prod: all 87 checks passed in 3m12s"
 
 
-def send_requests(dingtalk_account: str, wecom_app_account: str) -> list[pb.SendRequest]:
-    """A text to the DingTalk robot account (a group post), and to one member via the WeCom app."""
+def send_requests(
+    dingtalk_account: str, wecom_app_account: str, *, queued: bool = False
+) -> list[pb.SendRequest]:
+    """A text to the DingTalk robot account (a group post), and to one member via the WeCom app.
+
+    `queued`: the same Sends asking for queued delivery in their options, as a client that picks
+    the mode per request does (the accounts' default stays `sync`).
+    """
     text = pb.Message(text=pb.Text(content=TEXT))
+    options = pb.SendOptions(delivery=pb.DELIVERY_MODE_QUEUED) if queued else None
     return [
-        pb.SendRequest(account=dingtalk_account, message=text),
+        pb.SendRequest(account=dingtalk_account, message=text, options=options),
         pb.SendRequest(
-            account=wecom_app_account, message=text, recipients=pb.Recipients(user_ids=[WECOM_USER])
+            account=wecom_app_account,
+            message=text,
+            recipients=pb.Recipients(user_ids=[WECOM_USER]),
+            options=options,
         ),
     ]
 

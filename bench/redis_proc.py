@@ -3,7 +3,8 @@ binary is installed, else $BENCH_REDIS_URL or the shared 127.0.0.1:6379.
 
 A private server keeps other people's test runs from sharing (and slowing) the one the gateway
 talks to, and leaves nothing behind. Either way the gateway's keys live under a namespace unique
-to the run.
+to the run. The private server's pid is yielded too: the queued scenario's delivery phase reads
+its CPU, since a worker's delivery is mostly Redis round trips.
 """
 
 from __future__ import annotations
@@ -31,15 +32,16 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def redis_for_run() -> Iterator[tuple[str, str]]:
-    """Yields (url, where) and stops the server afterwards if it started one."""
+def redis_for_run() -> Iterator[tuple[str, str, int | None]]:
+    """Yields (url, where, pid of the private server or None) and stops the server afterwards if
+    it started one."""
     url = os.environ.get("BENCH_REDIS_URL")
     binary = shutil.which("redis-server")
     if url or binary is None:
         url = url or SHARED_URL
         if not answers(url):
             raise RuntimeError(f"no Redis answers at {url} and redis-server is not installed")
-        yield url, "shared"
+        yield url, "shared", None
         return
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="notify-bench-redis-")
@@ -55,7 +57,7 @@ def redis_for_run() -> Iterator[tuple[str, str]]:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"redis-server did not answer on port {port}")
-        yield url, f"private redis-server pid {process.pid}"
+        yield url, f"private redis-server pid {process.pid}", process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)

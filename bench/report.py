@@ -1,34 +1,50 @@
-"""The table, the ratios and the targets, from the four scenarios' LoadResults; and the JSON file.
+"""The table, the ratios and the targets, from the scenarios' LoadResults; and the JSON file.
 
 "Server CPU" is the CPU of the process that does the scenario's work per message:
 
 - floor A: the echo server (receive, parse, answer one Send over gRPC);
 - floor B: the aiohttp client making the vendor call (the load process);
 - gateway: the gateway process (it does A's work and B's work, plus everything it adds);
-- Apprise: the application process that calls Apprise (the load process): Apprise is a library.
+- Apprise: the application process that calls Apprise (the load process): Apprise is a library;
+- queued: accept: the queued gateway process, with no workers in it and none running anywhere, so
+  it is the cost of accepting a queued Send (checks, record and job written to Redis), nothing else.
 
 So gateway CPU / (A + B) says how much the gateway spends per Send over the least any Python
 service spends to take a gRPC call and make one vendor call; 1.0 would be no overhead at all.
+And queued accept CPU / A says what accepting costs over merely taking the gRPC call.
+
+The queued scenario's delivery phase (bench.delivery) has a table of its own: its unit is a
+message delivered by worker processes, not a request answered.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bench.spec import LoadResult
+
+if TYPE_CHECKING:
+    from bench.delivery import DeliveryRun
 
 FLOOR_A: Final = "floor A (bare gRPC)"
 FLOOR_B: Final = "floor B (bare vendor call)"
 GATEWAY: Final = "gateway"
 APPRISE: Final = "apprise"
+QUEUED_ACCEPT: Final = "queued: accept"
 
 CPU_TARGET: Final = 1.5  # gateway CPU per Send at most 1.5x (A + B)
 THROUGHPUT_TARGET: Final = 3.0  # gateway throughput at least 3x Apprise's
 GETTOKEN_TARGET: Final = 1  # per app account per token lifetime (the run is far shorter than 7200 s)
+# Issue 15, for later: an accepted Send costs at most 1.2x floor A plus one Redis round trip. The
+# bench does not measure a round trip's CPU on its own, so only the ratio to A is reported.
+QUEUED_ACCEPT_TARGET: Final = 1.2
+# Worker processes + sandbox + Redis busy for this share of the machine's cores: the machine, not
+# the workers, bounds the delivery rate, and a second worker has little left to use.
+MACHINE_BOUND_SHARE: Final = 0.85
 
 
 @dataclass
@@ -105,6 +121,21 @@ def ratios(rows: dict[str, Row]) -> dict[str, float]:
         "gateway_client_plus_server_cpu_over_apprise": _div(
             gateway.client_cpu_ms + gateway.server_cpu_ms, apprise.server_cpu_ms
         ),
+        **queued_ratios(rows),
+    }
+
+
+def queued_ratios(rows: dict[str, Row]) -> dict[str, float]:
+    """Accepting a queued Send against floor A (taking a gRPC call) and against a sync Send."""
+    queued = rows.get(QUEUED_ACCEPT)
+    if queued is None:
+        return {}
+    a, gateway = rows[FLOOR_A], rows[GATEWAY]
+    return {
+        "queued_accept_cpu_over_floor_a": _div(queued.server_cpu_ms, a.server_cpu_ms),
+        "queued_accept_throughput_over_floor_a": _div(queued.throughput_rps, a.throughput_rps),
+        "queued_accept_cpu_over_gateway_sync": _div(queued.server_cpu_ms, gateway.server_cpu_ms),
+        "queued_accept_throughput_over_gateway_sync": _div(queued.throughput_rps, gateway.throughput_rps),
     }
 
 
@@ -124,6 +155,17 @@ def targets(ratio: dict[str, float], gettoken: dict[str, int], gateway_app: str)
             "target": f"== {GETTOKEN_TARGET} for {gateway_app}",
             "met": calls == GETTOKEN_TARGET,
         },
+        **(
+            {
+                "queued_accept_cpu": {
+                    "value": ratio["queued_accept_cpu_over_floor_a"],
+                    "target": f"<= {QUEUED_ACCEPT_TARGET}x floor A + one Redis round trip",
+                    "met": None,  # the round trip's CPU is not measured: reported, not judged
+                }
+            }
+            if "queued_accept_cpu_over_floor_a" in ratio
+            else {}
+        ),
     }
 
 
@@ -153,6 +195,7 @@ def summary(
     goals: dict[str, Any],
     gettoken: dict[str, int],
     gateway_app: str,
+    queued_app: str = "",
 ) -> str:
     def verdict(name: str) -> str:
         return "met" if goals[name]["met"] else "NOT met"
@@ -175,10 +218,67 @@ def summary(
             + "".join(
                 f"\n  (floor B's own client, one per round: {app}={n})"
                 for app, n in gettoken.items()
-                if app != gateway_app
+                if app not in (gateway_app, queued_app)
+            ),
+            *(
+                [
+                    f"queued accept CPU per Send / floor A:        {value('queued_accept_cpu_over_floor_a')}"
+                    f"   issue 15's target {goals['queued_accept_cpu']['target']}: reported only",
+                    "queued accept throughput / floor A:          "
+                    + value("queued_accept_throughput_over_floor_a"),
+                    "queued accept / sync gateway Send:          CPU "
+                    + value("queued_accept_cpu_over_gateway_sync")
+                    + ", throughput "
+                    + value("queued_accept_throughput_over_gateway_sync"),
+                ]
+                if "queued_accept_cpu_over_floor_a" in ratio
+                else []
             ),
         ]
     )
+
+
+def delivery_table(
+    medians: dict[int, DeliveryRun], scale: float, runs: int, jobs: int, cores: int, gettoken: int | None
+) -> str:
+    """The delivery phase: messages reaching a final state per second, and who spent the CPU."""
+    header = (
+        f"{'queued: delivery':<18} {'delivered':>9} {'msg/s':>7} {'worker CPU ms/msg':>17} "
+        f"{'sandbox':>8} {'redis':>7}   {'cores busy: workers + sandbox + redis = total':<46}"
+    )
+    lines = [
+        f"queued delivery: worker processes emptying a queue of {jobs} accepted Sends "
+        f"(medians of {runs} run{'s' if runs != 1 else ''} per count; the window starts once every "
+        "worker consumes)",
+        header,
+        "-" * len(header),
+    ]
+    for workers, r in sorted(medians.items()):
+        busy = r.cores_busy
+        redis_ms = f"{r.redis_cpu_ms:>7.3f}" if r.redis_cpu_ms is not None else f"{'n/a':>7}"
+        redis_busy = f"{busy['redis']:.2f}" if "redis" in busy else "n/a"
+        lines.append(
+            f"{f'{workers} worker process' + ('es' if workers > 1 else ''):<18} {r.delivered:>9} "
+            f"{r.rate_per_second:>7.0f} {r.worker_cpu_ms:>17.3f} {r.sandbox_cpu_ms:>8.3f} {redis_ms}   "
+            f"{busy['workers']:.2f} + {busy['sandbox']:.2f} + {redis_busy} = {busy['total']:.2f} of {cores}"
+            + ("  (time bound hit)" if r.truncated else "")
+        )
+    lines.append(f"does it scale? 2 workers / 1 worker delivery rate: {scale:.2f}x (2.0 would be linear)")
+    two = medians.get(2)
+    if two is not None and machine_bound(medians, cores):
+        lines.append(
+            f"  the machine is the limit: with 2 workers, workers + sandbox + Redis kept "
+            f"{two.cores_busy['total']:.2f} of its {cores} cores busy, so a second worker had little "
+            "CPU left to use; on more cores the ratio would say more about the workers"
+        )
+    if gettoken is not None:
+        lines.append(f"gettoken calls for the queued app account (all worker processes and runs): {gettoken}")
+    return "\n".join(lines)
+
+
+def machine_bound(medians: dict[int, DeliveryRun], cores: int) -> bool:
+    two = medians.get(2)
+    return two is not None and two.cores_busy["total"] >= MACHINE_BOUND_SHARE * cores
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -186,6 +286,6 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 
 
 def _plain(value: object) -> object:
-    if isinstance(value, Row):
+    if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,14 +1,20 @@
-"""`python -m bench`: starts the parties, runs the four scenarios, prints and keeps the results.
+"""`python -m bench`: starts the parties, runs the scenarios, prints and keeps the results.
 
 Processes, each on its own so the OS charges each with its own CPU: a Redis (throw-away), the
-vendor sandbox, the floor A echo server, the gateway (`python -m gateway serve`), and one load
-process per scenario. The scenarios run one after the other against the same sandbox, with the
-same message, request count and concurrency:
+vendor sandbox, the floor A echo server, the gateway (`python -m gateway serve`), a second
+gateway for queued Sends (no workers in it), and one load process per scenario. The scenarios run
+one after the other against the same sandbox, with the same message, request count and
+concurrency:
 
 1. floor A: gRPC Sends to the bare echo server;
 2. floor B: the gateway's two vendor calls made straight from aiohttp;
 3. gateway: Sends through the gateway (DingTalk robot and WeCom app accounts, alternating);
-4. Apprise: the same texts through Apprise's DingTalk and WeCom-bot plugins.
+4. queued: accept: the same Sends asking for queued delivery, to the queued gateway, with no
+   worker running anywhere: only accepting is measured;
+5. Apprise: the same texts through Apprise's DingTalk and WeCom-bot plugins.
+
+Then the queued scenario's delivery phase (bench.delivery): `python -m gateway worker`
+processes, 1 and then 2 of them, empty a queue of accepted Sends, and the delivery rate is read.
 """
 
 from __future__ import annotations
@@ -29,12 +35,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import chart, profiling, report
+from bench import chart, delivery, profiling, report
+from bench.delivery import DeliveryPhase, DeliveryRun, QueueWatch
 from bench.fixture import Fixture
-from bench.gateway_proc import DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT, start_gateway, write_config
+from bench.gateway_proc import (
+    DINGTALK_ACCOUNT,
+    QUEUED_DINGTALK_ACCOUNT,
+    QUEUED_WECOM_APP_ACCOUNT,
+    WECOM_APP_ACCOUNT,
+    start_gateway,
+    write_config,
+)
 from bench.procs import REPO_ROOT, Child, child_env, free_port, python_module
 from bench.redis_proc import redis_for_run
-from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, Row
+from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, QUEUED_ACCEPT, Row
 from bench.spec import Driver, LoadResult, LoadSpec, dump, load
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -48,6 +62,7 @@ class Options:
     warmup: int
     concurrency: int
     max_seconds: float
+    delivery_rounds: int  # runs per worker count in the queued delivery phase; 0: no delivery phase
     profile: str | None  # None, "py-spy" or "cprofile"
     results_dir: Path
 
@@ -59,6 +74,13 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests sent first, each time")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=25.0, help="time bound of each measured phase")
+    parser.add_argument(
+        "--delivery-rounds",
+        type=int,
+        default=2,
+        help="queued delivery: runs with 1 and with 2 worker processes, each emptying a queue of "
+        "--requests accepted Sends (0: skip the delivery phase)",
+    )
     parser.add_argument(
         "--profile",
         nargs="?",
@@ -77,6 +99,7 @@ def parse(argv: list[str] | None) -> Options:
         warmup=args.warmup,
         concurrency=args.concurrency,
         max_seconds=args.max_seconds,
+        delivery_rounds=args.delivery_rounds,
         profile=profile,
         results_dir=args.results_dir,
     )
@@ -101,16 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     json_path = options.results_dir / f"{stamp}.json"
     png_path = options.results_dir / f"{stamp}.png"
     ratio = document["ratios"]
+    queued = document["queued"]
     report.write_json(json_path, document)
     chart.draw(
         png_path,
         rows,
+        queued["delivery_median"],
         title=f"notify-gateway bench {stamp}: medians of {options.rounds} rounds of {options.requests} "
         f"requests per scenario, concurrency {options.concurrency}, {os.cpu_count()} cores",
         subtitle=(
             f"gateway CPU/(A+B) = {ratio['gateway_cpu_over_floor_a_plus_b']:.2f}x (target <= 1.5)   "
             f"gateway/floor A throughput = {ratio['gateway_throughput_over_floor_a']:.2f}x   "
-            f"gateway/Apprise throughput = {ratio['gateway_throughput_over_apprise']:.2f}x (target >= 3)"
+            f"gateway/Apprise throughput = {ratio['gateway_throughput_over_apprise']:.2f}x (target >= 3)   "
+            f"queued accept CPU/floor A = {ratio['queued_accept_cpu_over_floor_a']:.2f}x"
+            + (
+                f"   delivery 2/1 workers = {queued['delivery_scaling']:.2f}x"
+                if queued["delivery_median"]
+                else ""
+            )
         ),
     )
     print()
@@ -123,8 +154,21 @@ def main(argv: list[str] | None = None) -> int:
             document["targets"],
             document["gettoken_calls"],
             document["gateway_app_account"],
+            queued["app_account"],
         )
     )
+    if queued["delivery_median"]:
+        print()
+        print(
+            report.delivery_table(
+                queued["delivery_median"],
+                queued["delivery_scaling"],
+                options.delivery_rounds,
+                options.requests,
+                os.cpu_count() or 1,
+                document["gettoken_calls"].get(queued["app_account"]),
+            )
+        )
     print(
         "vendor-accepted / sent: "
         + ", ".join(f"{k} {v['accepted']}/{v['sent']}" for k, v in document["vendor_accepted"].items())
@@ -132,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if document.get("profile"):
         print()
         print(profiling.render(document["profile"]))
-    print(f"\nwrote {json_path.relative_to(REPO_ROOT)} and {png_path.relative_to(REPO_ROOT)}")
+    print(f"\nwrote {_shown(json_path)} and {_shown(png_path)}")
     print(f"({document['total_seconds']} s in all; the targets are reported, never enforced)")
     with contextlib.suppress(OSError):
         for leftover in workdir.iterdir():
@@ -141,12 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _shown(path: Path) -> Path:
+    """The path relative to the repository when it is inside it (--results-dir may be anywhere)."""
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+
+
 def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], list[Row]]:
     fixture = Fixture()
     spec_path = workdir / "sandbox.json"
     spec_path.write_text(json.dumps(fixture.sandbox_spec()))
     with contextlib.ExitStack() as stack:
-        redis_url, redis_where = stack.enter_context(redis_for_run())
+        redis_url, redis_where, redis_pid = stack.enter_context(redis_for_run())
         sandbox = Child(
             "sandbox",
             python_module("bench.sandbox_proc", str(spec_path)),
@@ -170,9 +219,26 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         )
         gateway, gateway_address = start_gateway(config, workdir / "gateway.log")
         stack.callback(gateway.stop)
+        # The queued scenario's gateway: its own accounts, namespace and process, no workers in it.
+        queued_config = workdir / "gateway-queued.yaml"
+        queued_namespace = f"{namespace}-queued"
+        write_config(
+            queued_config,
+            fixture=fixture,
+            sandbox_url=sandbox_url,
+            redis_url=redis_url,
+            namespace=queued_namespace,
+            port=free_port(),
+            queued=True,
+        )
+        queued_gateway, queued_address = start_gateway(
+            queued_config, workdir / "gateway-queued.log", name="queued gateway"
+        )
+        stack.callback(queued_gateway.stop)
         print(
             f"bench: sandbox {sandbox_url} (pid {sandbox.pid}), echo 127.0.0.1:{echo_port} (pid {echo.pid}), "
-            f"gateway {gateway_address} (pid {gateway.pid}), Redis {redis_where}",
+            f"gateway {gateway_address} (pid {gateway.pid}), queued gateway {queued_address} "
+            f"(pid {queued_gateway.pid}, no workers), Redis {redis_where}",
             flush=True,
         )
 
@@ -188,6 +254,16 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             )
 
         grpc_fields = {"api_key": fixture.api_key, "accounts": [DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT]}
+        queued_accounts = [QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT]
+        queued_spec = spec(
+            QUEUED_ACCEPT,
+            "grpc",
+            grpc_target=queued_address,
+            watch={"gateway": queued_gateway.pid, "sandbox": sandbox.pid},
+            api_key=fixture.api_key,
+            accounts=queued_accounts,
+            queued=True,
+        )
         plan: list[tuple[LoadSpec, str]] = [
             (
                 spec(
@@ -224,6 +300,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 ),
                 "gateway",
             ),
+            (queued_spec, "gateway"),
             (
                 spec(
                     APPRISE,
@@ -236,16 +313,43 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 "client",
             ),
         ]
-        rounds = measure_rounds(plan, options.rounds, workdir, (sandbox, echo, gateway))
+        rounds = measure_rounds(plan, options.rounds, workdir, (sandbox, echo, gateway, queued_gateway))
+        watch = QueueWatch(redis_url, queued_namespace, queued_accounts)
+        stack.callback(watch.close)
+        backlog = watch.depth()
+
+        def fill(count: int) -> LoadResult:
+            """Queued Sends to top the queue up between delivery runs (no worker runs meanwhile)."""
+            return run_load(dataclasses.replace(queued_spec, requests=count, warmup=0, watch={}), workdir)
+
+        phase = DeliveryPhase(
+            config=queued_config,
+            watch=watch,
+            sandbox_pid=sandbox.pid,
+            redis_pid=redis_pid,
+            workdir=workdir,
+            bound_seconds=options.max_seconds * 4,
+            fill=fill,
+            log=lambda line: print(line, flush=True),
+        )
+        deliveries: dict[int, list[DeliveryRun]] = {}
+        if options.delivery_rounds > 0:
+            deliveries = phase.run(options.delivery_rounds, options.requests)
+        queued = {
+            "backlog_after_accept_rounds": backlog,
+            "deliveries": deliveries,
+            "fills": phase.fills,
+            "drains": phase.drains,
+        }
         sandbox.send("stats")
         vendor = json.loads(sandbox.read_line(timeout=30))
 
         profile = None
         if options.profile is not None:
-            gateway_spec = plan[2][0]
+            gateway_spec = next(s for s, _ in plan if s.scenario == GATEWAY)
             profile = run_profile(options.profile, gateway_spec, gateway, config, workdir, stamp, options)
 
-    return assemble(options, stamp, fixture, rounds, vendor, profile)
+    return assemble(options, stamp, fixture, rounds, vendor, profile, queued)
 
 
 def measure_rounds(
@@ -277,6 +381,7 @@ def assemble(
     rounds: dict[str, list[Row]],
     vendor: dict[str, Any],
     profile: dict[str, Any] | None,
+    queued: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Row]]:
     """The results document: median rows, ratios of those, the ratios' spread over the rounds."""
     rows = [Row.median(per_round) for per_round in rounds.values()]
@@ -290,6 +395,7 @@ def assemble(
         FLOOR_B: (fixture.floor_b_dingtalk.name, fixture.floor_b_app.name),
         GATEWAY: (fixture.gateway_dingtalk.name, fixture.gateway_app.name),
         APPRISE: (fixture.apprise_dingtalk.name, fixture.apprise_wecom.name),
+        QUEUED_ACCEPT: (fixture.queued_dingtalk.name, fixture.queued_app.name),
     }
     accepted = {
         scenario: {
@@ -298,6 +404,10 @@ def assemble(
         }
         for scenario, robots in names.items()
     }
+    # Queued Sends reach the vendor in the delivery phase, with those of the fills between its runs.
+    accepted[QUEUED_ACCEPT]["sent"] += sum(int(f["sends"]) for f in queued["fills"])
+    deliveries: dict[int, list[DeliveryRun]] = queued["deliveries"]
+    medians = {workers: DeliveryRun.median(runs) for workers, runs in deliveries.items() if runs}
     document: dict[str, Any] = {
         "timestamp": stamp,
         "settings": {
@@ -306,6 +416,7 @@ def assemble(
             "warmup_per_round": options.warmup,
             "concurrency": options.concurrency,
             "max_seconds": options.max_seconds,
+            "delivery_rounds": options.delivery_rounds,
         },
         "machine": machine(),
         "scenarios": rows,
@@ -317,6 +428,19 @@ def assemble(
         "gateway_app_account": fixture.gateway_app.name,
         "vendor_accepted": accepted,
         "vendor_refusals": vendor["refusals"],
+        "queued": {
+            "accounts": [QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT],
+            "app_account": fixture.queued_app.name,
+            "backlog_after_accept_rounds": queued["backlog_after_accept_rounds"],
+            "delivery_rounds": options.delivery_rounds,
+            "jobs_per_delivery_run": options.requests,
+            "delivery_runs": deliveries,
+            "delivery_median": medians,
+            "delivery_scaling": delivery.scaling(medians),
+            "machine_bound": report.machine_bound(medians, os.cpu_count() or 1),
+            "fills": queued["fills"],
+            "drains": queued["drains"],
+        },
         "profile": profile,
     }
     return document, rows

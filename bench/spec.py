@@ -26,6 +26,7 @@ class LoadSpec:
     grpc_target: str = ""
     api_key: str = ""
     accounts: list[str] = field(default_factory=list)  # grpc: [dingtalk robot account, wecom app account]
+    queued: bool = False  # grpc: the Sends ask for queued delivery (options.delivery)
     sandbox_url: str = ""
     dingtalk_token: str = ""
     wecom_key: str = ""  # apprise: the WeCom bot key

@@ -138,15 +138,19 @@ class GatewayServer:
             return None
         self._internal_dir = tempfile.mkdtemp(prefix="notify-gateway-")
         target = f"unix:{self._internal_dir}/grpc.sock"
-        if self._server.add_insecure_port(target) == 0:
-            raise OSError(f"cannot listen on {target}")
-        return HttpFace(
-            config.http,
-            SERVICE,
-            upstream=target,
-            max_body_bytes=config.server.max_receive_message_bytes,
-            grace_seconds=config.server.grace_period_seconds,
-        )
+        try:
+            if self._server.add_insecure_port(target) == 0:
+                raise OSError(f"cannot listen on {target}")
+            return HttpFace(
+                config.http,
+                SERVICE,
+                upstream=target,
+                max_body_bytes=config.server.max_receive_message_bytes,
+                grace_seconds=config.server.grace_period_seconds,
+            )
+        except OSError:
+            shutil.rmtree(self._internal_dir, ignore_errors=True)  # start-up stops here: leave nothing
+            raise
 
     @property
     def address(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ import grpc
 from aiohttp import web
 from google.protobuf.descriptor import ServiceDescriptor
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.config import HttpSettings, TlsSettings, parse_listen
 from gateway.errors import GatewayError
@@ -28,7 +29,7 @@ from gateway.http import problems
 from gateway.http.metadata import deadline, forwarded_metadata
 from gateway.http.openapi import openapi_document
 from gateway.http.problems import HttpProblem
-from gateway.http.routes import Matched, Route, Router
+from gateway.http.routes import Matched, Route, Router, Unmatched
 from gateway.http.transcoding import apply_idempotency_key, request_message, to_json
 from gateway.http.uploads import read_upload
 from gateway.http.upstream import Rpc, Upstream
@@ -63,7 +64,8 @@ class HttpFace:
         self._upstream: Upstream | None = None
         self._runner: web.AppRunner | None = None
         self._openapi = json.dumps(openapi_document(service), ensure_ascii=False).encode()
-        self.port = 0
+        self._socket = _listen(settings.listen)
+        self.port = int(self._socket.getsockname()[1])  # the port bound, when listen asked for 0
 
     @property
     def address(self) -> str:
@@ -71,18 +73,13 @@ class HttpFace:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
-        host, port = parse_listen(self.settings.listen or "", allow_port_zero=True)
         self._upstream = Upstream(self._upstream_target, self._service, self._max_body)
         app = web.Application(client_max_size=self._max_body)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # No aiohttp access log: it would write the query string; ours writes the route.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self._grace)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), port, ssl_context=_ssl(self.settings.tls))
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        await web.SockSite(self._runner, self._socket, ssl_context=_ssl(self.settings.tls)).start()
         log.info("http face listening", extra={"address": self.address})
 
     async def stop(self) -> None:
@@ -91,6 +88,7 @@ class HttpFace:
             await self._runner.shutdown()
             await self._runner.cleanup()
             self._runner = None
+        self._socket.close()  # aiohttp closed it if it served; else it was never handed over
         if self._upstream is not None:
             await self._upstream.close()
             self._upstream = None
@@ -109,12 +107,14 @@ class HttpFace:
             try:
                 response = await self._answer(request, matched)
             except HttpProblem as problem:
-                response = web.Response(
-                    status=problem.http,
-                    body=problems.body_of(problem),
-                    headers=problems.response_headers(problem),
-                )
+                response = _problem(problem)
+            except Exception:
+                # A bug of ours, answered as gRPC answers one: INTERNAL, the details in the log only.
+                log.exception("unhandled error serving %s %s", request.method, name)
+                response = _problem(problems.internal())
             span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
             context = span.get_span_context()
             log.info(
                 "http",
@@ -129,12 +129,12 @@ class HttpFace:
             )
             return response
 
-    async def _answer(self, request: web.Request, matched: object) -> web.StreamResponse:
-        if not isinstance(matched, Matched):
+    async def _answer(self, request: web.Request, matched: Matched | Unmatched) -> web.StreamResponse:
+        if isinstance(matched, Unmatched):
             if request.method == "GET" and request.rel_url.raw_path == OPENAPI_PATH:
                 return web.Response(body=self._openapi, content_type="application/json")
-            if matched.allowed:  # type: ignore[attr-defined]
-                raise problems.method_not_allowed(request.method, matched.allowed)  # type: ignore[attr-defined]
+            if matched.allowed:
+                raise problems.method_not_allowed(request.method, matched.allowed)
             raise problems.not_found(request.rel_url.path)
         assert self._upstream is not None, "start() first"
         route = matched.route
@@ -209,9 +209,17 @@ class HttpFace:
                     _line({"error": problems.status_json(problems.from_rpc_error(error).status)})
                 )
             await response.write_eof()
-            return response
+        except ConnectionResetError:
+            log.info("the caller closed the stream", extra={"rpc": rpc.descriptor.full_name})
         finally:
             call.cancel()  # the caller went away, or the stream ended: nothing left to wait for
+        return response
+
+
+def _problem(problem: HttpProblem) -> web.Response:
+    return web.Response(
+        status=problem.http, body=problems.body_of(problem), headers=problems.response_headers(problem)
+    )
 
 
 def _json(value: Mapping[str, Any]) -> web.Response:
@@ -221,6 +229,29 @@ def _json(value: Mapping[str, Any]) -> web.Response:
 def _line(value: Mapping[str, Any]) -> bytes:
     """JSON ending in a newline, so a shell prompt or the next curl's answer starts on its own line."""
     return json.dumps(value, ensure_ascii=False).encode() + b"\n"
+
+
+def _listen(listen: str) -> socket.socket:
+    """Binds now, as the gRPC port is bound when the server is built: a taken port stops start-up
+    with one line (``cannot listen on ...``), before anything has started.
+    """
+    host, port = parse_listen(listen, allow_port_zero=True)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {listen} (http): {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {listen} (http): {exc.strerror or exc}") from None
+    return sock
 
 
 def _ssl(tls: TlsSettings | None) -> ssl.SSLContext | None:

@@ -8,6 +8,7 @@ cannot say (a body that is a file) follows from the rule: a ``bytes`` body field
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, ServiceDescriptor
@@ -44,7 +45,7 @@ _WELL_KNOWN: dict[str, Schema] = {
 
 def openapi_document(service: ServiceDescriptor, *, version: str = "v1") -> dict[str, Any]:
     """The document for every route of ``service``; its schemas are those the routes reach."""
-    schemas = _Schemas()
+    schemas = _Schemas(comments(service.file.name))
     paths: dict[str, dict[str, Any]] = {}
     for route in Router(service).routes:
         paths.setdefault(route.openapi_path, {})[route.http_method.lower()] = _operation(route, schemas)
@@ -71,11 +72,29 @@ def openapi_document(service: ServiceDescriptor, *, version: str = "v1") -> dict
     }
 
 
+def comments(proto_file: str) -> dict[str, str]:
+    """The proto's comments by full name, which scripts/generate.py keeps beside the stubs.
+
+    Python descriptors carry none; without the module (stubs from elsewhere) there are no descriptions.
+    """
+    module = "generated." + proto_file.removesuffix(".proto").replace("/", ".") + "_comments"
+    try:
+        found = importlib.import_module(module).COMMENTS
+    except (ImportError, AttributeError):
+        return {}
+    return dict(found)
+
+
 class _Schemas:
     """Component schemas by full name, each made once, so recursive messages end in a $ref."""
 
-    def __init__(self) -> None:
+    def __init__(self, comments: dict[str, str]) -> None:
         self.components: dict[str, Schema] = {}
+        self.comments = comments
+
+    def described(self, schema: Schema, full_name: str) -> Schema:
+        text = self.comments.get(full_name)
+        return {**schema, "description": text} if text else schema
 
     def ref(self, descriptor: Descriptor | EnumDescriptor) -> Schema:
         name = descriptor.full_name
@@ -84,16 +103,16 @@ class _Schemas:
         if name not in self.components:
             self.components[name] = {}  # placed first: a message that contains itself refers to it
             if isinstance(descriptor, EnumDescriptor):
-                self.components[name] = {
-                    "type": "string",
-                    "enum": [value.name for value in descriptor.values],
-                }
+                schema: Schema = {"type": "string", "enum": [value.name for value in descriptor.values]}
             else:
-                self.components[name] = self._message(descriptor)
+                schema = self._message(descriptor)
+            self.components[name] = self.described(schema, name)
         return {"$ref": f"#/components/schemas/{name}"}
 
     def _message(self, descriptor: Descriptor) -> Schema:
-        properties = {field.json_name: self.field(field) for field in descriptor.fields}
+        properties = {
+            field.json_name: self.described(self.field(field), field.full_name) for field in descriptor.fields
+        }
         return {"type": "object", "properties": properties, "additionalProperties": False}
 
     def field(self, field: FieldDescriptor) -> Schema:
@@ -129,6 +148,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": rpc.name,
         "summary": f"{rpc.containing_service.full_name}.{rpc.name}",
+        **({"description": schemas.comments[rpc.full_name]} if rpc.full_name in schemas.comments else {}),
         "parameters": [
             {**_parameter(name, "path", rpc.input_type, schemas), "required": True}
             for name in route.variables
@@ -171,7 +191,7 @@ def _parameter(path: str, where: str, message: Descriptor, schemas: _Schemas) ->
         field = descriptor.fields_by_name[part] if descriptor is not None else None
         descriptor = field.message_type if field is not None else None
     assert field is not None, path
-    return {"name": path, "in": where, "schema": schemas.field(field)}
+    return schemas.described({"name": path, "in": where, "schema": schemas.field(field)}, field.full_name)
 
 
 def _query_parameters(
@@ -198,7 +218,9 @@ def _query_parameters(
             if not field.is_repeated and depth < 3:
                 found += _query_parameters(inner, name + ".", bound, schemas, depth + 1)
         else:
-            parameter: dict[str, Any] = {"name": name, "in": "query", "schema": schemas.field(field)}
+            parameter = schemas.described(
+                {"name": name, "in": "query", "schema": schemas.field(field)}, field.full_name
+            )
             if field.is_repeated:
                 parameter |= {"style": "form", "explode": True}
             found.append(parameter)

@@ -76,6 +76,12 @@ def body_timeout(seconds: float) -> HttpProblem:
     return HttpProblem(408, status)
 
 
+def internal() -> HttpProblem:
+    return HttpProblem(
+        500, status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the gateway log")
+    )
+
+
 def from_gateway_error(error: GatewayError) -> HttpProblem:
     """A request refused before its RPC (it did not transcode), as the error interceptor would say it."""
     status = status_of(error)

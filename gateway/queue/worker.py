@@ -154,6 +154,7 @@ class Worker:
                     await self._start_next(account, adapter, waiting)
                 pause.resumed()
             except Unavailable:
+                ready = False  # a Redis that restarted without its data has lost the group too
                 await self._sleep(pause.next_delay())
 
     async def _start_next(self, account: str, adapter: ChannelAdapter, waiting: deque[Job]) -> None:

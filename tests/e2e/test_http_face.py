@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from google.protobuf import json_format
 from openapi_spec_validator import validate
 
 from gateway.sandbox import SandboxServer
+from gateway.server import GatewayServer
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import gateway_config, with_tls
 from tests.e2e.http_face import ALPHA_KEY, KEYS, LIMITED_KEY, OPS_KEY, Faces, faces, http_config
@@ -378,3 +380,15 @@ async def test_a_body_that_stalls_is_refused_within_the_deadline(
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
         writer.close()
     assert head.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_taken_http_port_stops_start_up_naming_it(
+    sandbox: SandboxServer, redis_url: str, namespace: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = http_config(gateway_config(sandbox.url), redis_url, namespace, listen=listen)
+        with pytest.raises(OSError, match=f"cannot listen on {listen} \\(http\\)"):
+            GatewayServer(config)

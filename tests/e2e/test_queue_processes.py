@@ -51,6 +51,7 @@ def write_config(
     namespace: str,
     wecom_rate: str = "rate_limit_per_minute: 0",
     dingtalk_rate: str = "rate_limit_per_minute: 0",
+    visibility: float = VISIBILITY,
 ) -> Path:
     path = directory / f"gateway-{port}.yaml"
     path.write_text(
@@ -67,7 +68,7 @@ def write_config(
               owner_lease_seconds: {LEASE}
             queue:
               workers_in_serve: false
-              visibility_timeout_seconds: {VISIBILITY}
+              visibility_timeout_seconds: {visibility}
               in_hand_per_account: 100
               retry_base_seconds: 0.2
               retry_max_seconds: 1
@@ -347,3 +348,44 @@ async def test_a_redis_restart_mid_stream_loses_and_doubles_nothing(
     assert {pb.MessageState.Name(r.state) for r in found.values()} == {"MESSAGE_STATE_SENT"}
     requests = contents(state, "team-wecom", delivered_only=False)
     assert len(requests) == 60 and max(requests.values()) == 1, "a message was lost or sent twice"
+
+
+async def test_a_stopped_worker_finishes_or_hands_back_what_it_holds(
+    tmp_path: Path, state: SandboxState, redis_url: str
+) -> None:
+    namespace = f"notify-test-{uuid.uuid4().hex[:12]}"
+    unlimited(state)
+    async with serving(state) as sandbox:
+        port = free_port()
+        # Two a second, so the worker holds most of the 30 jobs when it is stopped; a visibility
+        # timeout far beyond the test's wait, so only a hand-back lets the next worker take them.
+        config = write_config(
+            tmp_path, sandbox_url=sandbox.url, port=port, redis_url=redis_url, namespace=namespace,
+            wecom_rate="rate_limit_per_minute: 2\n" + " " * 16 + "rate_limit_window_seconds: 1",
+            visibility=600,
+        )  # fmt: skip
+        async with gateway_process(config, port) as gateway:
+            ids = await send_all(gateway, "team-wecom", "handback", 30)
+            async with worker_process(config) as first:
+                for _ in range(400):
+                    if sum(contents(state, "team-wecom", delivered_only=True).values()) >= 5:
+                        break
+                    await asyncio.sleep(0.025)
+                first.process.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(first.process.wait(), timeout=15) == 0
+                log = (await first.stderr).decode()
+            stopped_at = sum(contents(state, "team-wecom", delivered_only=True).values())
+            between = await records(gateway, ids)
+            async with worker_process(config):
+                found = await all_final(gateway, ids, seconds=60)
+
+    assert stopped_at < 30, "the worker was stopped with jobs in hand"
+    # Nothing half-recorded: a message not delivered by the first worker is still plainly queued.
+    assert {pb.MessageState.Name(r.state) for r in between.values()} <= {
+        "MESSAGE_STATE_ACCEPTED",
+        "MESSAGE_STATE_SENT",
+    }
+    assert "queue worker stopped" in log
+    assert {pb.MessageState.Name(r.state) for r in found.values()} == {"MESSAGE_STATE_SENT"}
+    requests = contents(state, "team-wecom", delivered_only=False)
+    assert len(requests) == 30 and max(requests.values()) == 1

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import QueueSettings
@@ -23,6 +24,7 @@ from gateway.sandbox import SandboxServer
 from gateway.sandbox.faults import Fault
 from generated.notify.v1 import notification_service_pb2 as pb
 from tests.conftest import Gateway, configured, gateway_config, running_gateway, wait_until
+from tests.e2e.test_telemetry import total
 from tests.rich_status import rich_error
 
 QUEUED = pb.SendOptions(delivery=pb.DELIVERY_MODE_QUEUED)
@@ -210,3 +212,32 @@ async def test_the_workers_delivery_span_links_to_the_send(
     assert delivery.context.trace_id != send.context.trace_id
     vendor = [s for s in finished if s.parent is not None and s.parent.span_id == delivery.context.span_id]
     assert vendor, "the vendor call is traced inside the delivery span"
+
+
+async def test_list_messages_shows_a_queued_message_while_it_waits(queued: Gateway) -> None:
+    queued.sandbox.faults.add("wecom_robot", "queued-wecom", Fault(delay=1.0))
+    reply = await queued.stub.Send(text("queued-wecom", "listed", labels={"batch": "list-queued"}))
+    listed = await queued.stub.ListMessages(pb.ListMessagesRequest(account="queued-wecom"))
+    mine = [m for m in listed.messages if m.message_id == reply.message_id]
+    assert len(mine) == 1
+    assert mine[0].state in (pb.MESSAGE_STATE_ACCEPTED, pb.MESSAGE_STATE_SENDING)
+    assert mine[0].delivery == pb.DELIVERY_MODE_QUEUED and mine[0].HasField("expire_time")
+
+
+async def test_queue_metrics_count_accepts_and_outcomes(
+    queued: Gateway, metric_reader: InMemoryMetricReader
+) -> None:
+    labels = {"notify.account": "queued-wecom"}
+    accepted = total(metric_reader, "notify.queue.accepted", **labels)
+    sent = total(metric_reader, "notify.queue.deliveries", outcome="sent", **labels)
+    timed = total(metric_reader, "notify.queue.accept_to_final", outcome="sent", **labels)
+
+    reply = await queued.stub.Send(text("queued-wecom", "counted"))
+    await final_record(queued, reply.message_id)
+
+    assert total(metric_reader, "notify.queue.accepted", **labels) - accepted == 1
+    await wait_until(
+        lambda: total(metric_reader, "notify.queue.deliveries", outcome="sent", **labels) - sent == 1,
+        "the delivery to be counted",
+    )
+    assert total(metric_reader, "notify.queue.accept_to_final", outcome="sent", **labels) - timed == 1

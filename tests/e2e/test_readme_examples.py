@@ -52,6 +52,26 @@ async def example_gateway() -> AsyncIterator[str]:
             yield server.address
 
 
+@pytest.fixture
+async def example_gateway_on_redis(redis_url: str, namespace: str) -> AsyncIterator[str]:
+    """The same, with the token store on Redis (NOTIFY_TOKEN_STORE), as queued delivery needs."""
+    text = resources.files("gateway").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    state = SandboxState()
+    async with SandboxServer(state) as sandbox:
+        environ = {
+            **os.environ,
+            "NOTIFY_SANDBOX_URL": sandbox.url,
+            "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0",
+            "NOTIFY_HTTP_LISTEN": "127.0.0.1:0",
+            "NOTIFY_TOKEN_STORE": redis_url,
+            "NOTIFY_KEY_NAMESPACE": namespace,
+        }
+        config = parse_config(text, source=EXAMPLE_CONFIG, environ=environ)
+        seed_from_accounts(state, config.accounts)
+        async with GatewayServer(config) as server:
+            yield server.address
+
+
 async def run_example(name: str, address: str, cwd: Path = REPO, readme: Path = README) -> str:
     code = examples(readme)[name].replace(README_ADDRESS, address)
     child = await asyncio.create_subprocess_exec(
@@ -63,7 +83,7 @@ async def run_example(name: str, address: str, cwd: Path = REPO, readme: Path = 
 
 
 def test_the_readme_marks_its_runnable_examples() -> None:
-    assert {"first-send", "lifecycle", "python-client"} <= set(examples())
+    assert {"first-send", "lifecycle", "python-client", "queued"} <= set(examples())
 
 
 async def test_the_first_send_example_sends_a_message(example_gateway: str) -> None:
@@ -126,3 +146,8 @@ async def test_the_client_readme_reads_lists_and_watches_a_message(example_gatew
         "watch MESSAGE_STATE_SENT",
         "watch MESSAGE_STATE_DELIVERED",
     ]
+
+
+async def test_the_queued_example_is_accepted_then_sent_by_a_worker(example_gateway_on_redis: str) -> None:
+    out = await run_example("queued", example_gateway_on_redis)
+    assert out.splitlines() == ["MESSAGE_STATE_ACCEPTED", "MESSAGE_STATE_SENT"]

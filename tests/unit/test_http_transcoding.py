@@ -170,3 +170,8 @@ def test_the_generated_openapi_document_is_valid_openapi_3() -> None:
     document = openapi_document(SERVICE)
     validate(document)
     assert document["openapi"].startswith("3.")
+    # Described with the proto's own comments, kept by scripts/generate.py.
+    send = document["paths"]["/v1/messages:send"]["post"]
+    assert send["description"].startswith("Send delivers one message")
+    account = document["components"]["schemas"]["notify.v1.SendRequest"]["properties"]["account"]
+    assert account["description"].startswith("The configured account to send through")
