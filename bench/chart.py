@@ -101,7 +101,7 @@ def _delivery_panel(axis: Axes, deliveries: dict[int, DeliveryRun]) -> None:
         bars,
         labels=[
             f"{r.rate_per_second:.0f}/s\nworkers {r.worker_cpu_ms:.2f} ms/msg\n"
-            f"{r.cores_busy['total']:.2f} cores busy"
+            f"{r.cores_busy['total']:.2f} cores busy (machine {r.cores_busy['machine']:.2f})"
             for r in runs
         ],
         fontsize=7,

@@ -14,7 +14,8 @@ What is read, and why it is cheap for the processes being measured:
   only after the message's record holds its final state, so depth 0 means every message is
   final); nothing is asked of the workers or the sandbox while they work;
 - CPU comes from /proc for every worker process, the sandbox and (when the bench started its own)
-  redis-server, so "cores busy" says whether the machine, not the workers, was the limit.
+  redis-server, and for the whole machine from /proc/stat (other people's work included: the
+  machine is shared), so "cores busy" says whether the machine, not the workers, was the limit.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import redis
 import redis.asyncio
 
 from bench.gateway_proc import start_worker
-from bench.procs import Child, cpu_seconds
+from bench.procs import Child, cpu_seconds, machine_cpu_seconds
 from bench.spec import LoadResult
 from gateway.queue.streams import GROUP, JobQueue
 
@@ -52,7 +53,9 @@ class DeliveryRun:
     worker_cpu_ms: float  # all worker processes together
     sandbox_cpu_ms: float
     redis_cpu_ms: float | None  # None: a shared Redis, whose CPU is not the bench's to read
-    cores_busy: dict[str, float] = field(default_factory=dict)  # CPU seconds / wall seconds
+    # CPU seconds / wall seconds: "workers", "sandbox", "redis", their "total", and "machine" (every
+    # process on the machine, the bench's own and anyone else's)
+    cores_busy: dict[str, float] = field(default_factory=dict)
     truncated: bool = False  # the time bound stopped it before the queue was empty
 
     @classmethod
@@ -178,6 +181,8 @@ class DeliveryPhase:
             )
 
     def measure(self, workers: int) -> DeliveryRun:
+        """One run: starts `workers` processes on the queue as it is, times them from the moment
+        all consume to the moment the queue is empty, then stops them (SIGTERM, as an operator)."""
         queued = self.watch.depth()
         children = self.start(workers)
         try:
@@ -203,8 +208,10 @@ class DeliveryPhase:
         def per_message(name: str) -> float:
             return used[name] / delivered * 1000 if delivered else 0.0
 
+        machine = used.pop("machine")
         busy = {name: seconds / wall for name, seconds in used.items()}
         busy["total"] = sum(used.values()) / wall
+        busy["machine"] = machine / wall
         return DeliveryRun(
             workers=workers,
             queued=queued,
@@ -244,6 +251,7 @@ class DeliveryPhase:
         )
 
     def start(self, workers: int) -> list[Child]:
+        """New worker processes, each with a log of its own (kept with the run's other logs)."""
         children = []
         for _ in range(workers):
             self._started += 1
@@ -263,6 +271,7 @@ class DeliveryPhase:
 
     def cpu(self, children: list[Child]) -> dict[str, float]:
         readings = {
+            "machine": machine_cpu_seconds(),
             "workers": sum(cpu_seconds(child.pid) for child in children),
             "sandbox": cpu_seconds(self.sandbox_pid),
         }

@@ -48,6 +48,12 @@ class Fixture:
     floor_b_app: WecomApp = field(default_factory=lambda: WecomApp("floor-b-wecom-app", 1000101))
     gateway_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("gateway-dingtalk"))
     gateway_app: WecomApp = field(default_factory=lambda: WecomApp("gateway-wecom-app", 1000102))
+    sampled_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("sampled-dingtalk"))
+    sampled_app: WecomApp = field(default_factory=lambda: WecomApp("sampled-wecom-app", 1000104))
+    minimal_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("minimal-dingtalk"))
+    minimal_app: WecomApp = field(default_factory=lambda: WecomApp("minimal-wecom-app", 1000105))
+    procs_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("processes-dingtalk"))
+    procs_app: WecomApp = field(default_factory=lambda: WecomApp("processes-wecom-app", 1000106))
     queued_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("queued-dingtalk"))
     queued_app: WecomApp = field(default_factory=lambda: WecomApp("queued-wecom-app", 1000103))
     apprise_dingtalk: DingtalkRobot = field(default_factory=lambda: DingtalkRobot("apprise-dingtalk"))
@@ -62,15 +68,29 @@ class Fixture:
                 for r in (
                     self.floor_b_dingtalk,
                     self.gateway_dingtalk,
+                    self.sampled_dingtalk,
+                    self.minimal_dingtalk,
+                    self.procs_dingtalk,
                     self.queued_dingtalk,
                     self.apprise_dingtalk,
                 )
             ],
             "wecom_robots": [asdict(self.apprise_wecom)],
-            "wecom_apps": [asdict(a) for a in (self.floor_b_app, self.gateway_app, self.queued_app)],
+            "wecom_apps": [asdict(a) for a in self.apps],
             "users": [WECOM_USER],
         }
 
     @property
+    def apps(self) -> tuple[WecomApp, ...]:
+        return (
+            self.floor_b_app,
+            self.gateway_app,
+            self.sampled_app,
+            self.minimal_app,
+            self.procs_app,
+            self.queued_app,
+        )
+
+    @property
     def app_names(self) -> tuple[str, ...]:
-        return (self.floor_b_app.name, self.gateway_app.name, self.queued_app.name)
+        return tuple(app.name for app in self.apps)

@@ -1,14 +1,21 @@
 """The gateway under test, as users run it: `python -m gateway serve --config FILE`, its own process.
 
-The generated config is the production shape: a tenant with an API key (so every call is
-authenticated), Redis as the token store (and message records), tracing on with the `none`
-exporter (spans are made, not shipped), the access log at INFO (to a file). Only the gateway's
-own rate limiter is off (`rate_limit_per_minute: 0`, no tenant quota): the bench measures cost,
-and the vendors' limits would stop it after 20 messages.
+Every gateway the bench starts has the production shape: a tenant with an API key (so every call
+is authenticated), Redis as the token store (and message records), the access log at INFO (to a
+file). What differs between them is a `Variant`:
 
-The queued scenario runs a second gateway of the same shape on accounts of its own, with
-`queue.workers_in_serve: false`, and its workers as `python -m gateway worker` processes on the
-same config file, as an operator who scales delivery apart from the API would run them.
+- `full` (the main gateway scenario, issue 15's "everything on"): each account has a rate limit
+  so high that it never refuses (the limiter runs on every Send and admits it), the load sends an
+  idempotency key on every Send, and tracing records every call and ships it through the batch
+  exporter operators run, OTLP, to the bench's own sink (bench.otlp_sink);
+- `sampled`: the same with `telemetry.sample_ratio: 0.1`;
+- `minimal`: the bench's earlier default, kept as a reference row: no rate limit, no idempotency
+  key, tracing with the `none` exporter (spans made, never serialised or sent);
+- the queued scenario's gateway has accounts of its own, `queue.workers_in_serve: false` and no
+  rate limit (queued messages are not paced); its workers run as `python -m gateway worker`
+  processes on the same config file, as an operator who scales delivery apart from the API would.
+
+`serve --processes N` (SO_REUSEPORT) is started the same way, with the flag added.
 """
 
 from __future__ import annotations
@@ -22,13 +29,18 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.fixture import Fixture
+from bench.fixture import DingtalkRobot, WecomApp
 from bench.procs import Child, python_module
 
 DINGTALK_ACCOUNT = "bench-dingtalk"
 WECOM_APP_ACCOUNT = "bench-wecom-app"
+SAMPLED_ACCOUNTS = ("bench-sampled-dingtalk", "bench-sampled-wecom-app")
+MINIMAL_ACCOUNTS = ("bench-minimal-dingtalk", "bench-minimal-wecom-app")
+PROCESSES_ACCOUNTS = ("bench-processes-dingtalk", "bench-processes-wecom-app")
 QUEUED_DINGTALK_ACCOUNT = "bench-queued-dingtalk"
 QUEUED_WECOM_APP_ACCOUNT = "bench-queued-wecom-app"
+# A rate limit that runs on every Send and never refuses one: the bench sends a few thousand a minute.
+NEVER_REFUSING_RATE_PER_MINUTE = 100_000_000
 # The most the config allows: every round's accepted Sends wait in the queue until the delivery
 # phase, and a full queue would turn the accept scenario into RESOURCE_EXHAUSTED answers.
 QUEUE_LIMIT = 1_000_000
@@ -37,42 +49,44 @@ QUEUE_LIMIT = 1_000_000
 def write_config(
     path: Path,
     *,
-    fixture: Fixture,
+    robot: DingtalkRobot,
+    app: WecomApp,
+    accounts: tuple[str, str],
+    api_key: str,
     sandbox_url: str,
     redis_url: str,
     namespace: str,
     port: int,
+    telemetry: dict[str, Any],
+    rate_limit_per_minute: int = 0,
     queued: bool = False,
 ) -> None:
     """A gateway config for this run; `namespace` keeps its Redis keys apart from anyone else's.
 
-    `queued`: the queued scenario's gateway, on its own sandbox robot and app (so the sandbox
-    counts its deliveries apart), with no workers in `serve` (the accept phase measures accepting
-    only; workers are started apart for the delivery phase).
+    `accounts` names the DingTalk robot account and the WeCom app account, on the sandbox `robot`
+    and `app` (one pair per gateway, so the sandbox counts each gateway's deliveries apart).
+    `queued`: no workers in `serve` (the accept phase measures accepting only; workers are
+    started apart for the delivery phase) and the largest queue the config allows.
     """
-    dingtalk, app = fixture.gateway_dingtalk, fixture.gateway_app
-    dingtalk_account, app_account = DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT
-    if queued:
-        dingtalk, app = fixture.queued_dingtalk, fixture.queued_app
-        dingtalk_account, app_account = QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT
+    dingtalk_account, app_account = accounts
     config: dict[str, Any] = {
-        "server": {"listen": f"127.0.0.1:{port}", "grace_period_seconds": 1},
+        "server": {"listen": f"127.0.0.1:{port}", "grace_period_seconds": 1, "drain_delay_seconds": 0},
         "token_store": redis_url,
         "key_namespace": namespace,
-        "telemetry": {"exporter": "none"},
+        "telemetry": telemetry,
         "tenants": [
             {
                 "name": "bench",
-                "api_keys": ["sha256:" + hashlib.sha256(fixture.api_key.encode()).hexdigest()],
+                "api_keys": ["sha256:" + hashlib.sha256(api_key.encode()).hexdigest()],
                 "accounts": ["*"],
             }
         ],
         "accounts": {
             dingtalk_account: {
                 "channel": "dingtalk_robot",
-                "access_token": dingtalk.access_token,
+                "access_token": robot.access_token,
                 "base_url": sandbox_url,
-                "rate_limit_per_minute": 0,
+                "rate_limit_per_minute": rate_limit_per_minute,
             },
             app_account: {
                 "channel": "wecom_app",
@@ -80,7 +94,7 @@ def write_config(
                 "corp_secret": app.corp_secret,
                 "agent_id": app.agent_id,
                 "base_url": sandbox_url,
-                "rate_limit_per_minute": 0,
+                "rate_limit_per_minute": rate_limit_per_minute,
             },
         },
     }
@@ -92,13 +106,20 @@ def write_config(
 
 
 def start_gateway(
-    config: Path, log: Path, *, cprofile_out: Path | None = None, name: str = "gateway"
+    config: Path,
+    log: Path,
+    *,
+    cprofile_out: Path | None = None,
+    name: str = "gateway",
+    processes: int | None = None,
 ) -> tuple[Child, str]:
-    """Starts the gateway (under the cProfile wrapper when `cprofile_out` is set); returns it and
-    its address once its health check answers SERVING."""
+    """Starts the gateway (under the cProfile wrapper when `cprofile_out` is set; with
+    `--processes N` when `processes` is set); returns it and its address once its health check
+    answers SERVING."""
     address = yaml.safe_load(config.read_text())["server"]["listen"]
     if cprofile_out is None:
-        args = python_module("gateway", "serve", "--config", str(config))
+        extra = ["--processes", str(processes)] if processes is not None else []
+        args = python_module("gateway", "serve", "--config", str(config), *extra)
     else:
         args = python_module(
             "bench.profile_gateway", "--out", str(cprofile_out), "--", "serve", "--config", str(config)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, machine_cpu_seconds, tree_cpu_seconds
 from bench.spec import LoadResult, LoadSpec
 
 AsyncCall = Callable[[int], Awaitable[str | None]]
@@ -92,23 +92,30 @@ def run_threads(call: SyncCall, first: int, count: int, concurrency: int, max_se
     return phase
 
 
-def cpu_snapshot(watch: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far: this process (all threads) as "client", and every watched pid."""
-    return {"client": time.process_time(), **{name: cpu_seconds(pid) for name, pid in watch.items()}}
+def cpu_snapshot(spec: LoadSpec) -> dict[str, float]:
+    """CPU seconds so far: this process (all threads) as "client", every watched pid (a tree: with
+    its descendants), and the whole machine's busy time (the machine is shared: beside the
+    bench's own processes it says whether the machine was the limit)."""
+    return {
+        "client": time.process_time(),
+        "machine": machine_cpu_seconds(),
+        **{name: cpu_seconds(pid) for name, pid in spec.watch.items()},
+        **{name: tree_cpu_seconds(pid) for name, pid in spec.watch_trees.items()},
+    }
 
 
 async def measure_async(spec: LoadSpec, call: AsyncCall) -> LoadResult:
     await run_async(call, 0, spec.warmup, spec.concurrency, WARMUP_MAX_SECONDS)
-    before = cpu_snapshot(spec.watch)
+    before = cpu_snapshot(spec)
     phase = await run_async(call, spec.warmup, spec.requests, spec.concurrency, spec.max_seconds)
-    return result(spec, phase, before, cpu_snapshot(spec.watch))
+    return result(spec, phase, before, cpu_snapshot(spec))
 
 
 def measure_threads(spec: LoadSpec, call: SyncCall) -> LoadResult:
     run_threads(call, 0, spec.warmup, spec.concurrency, WARMUP_MAX_SECONDS)
-    before = cpu_snapshot(spec.watch)
+    before = cpu_snapshot(spec)
     phase = run_threads(call, spec.warmup, spec.requests, spec.concurrency, spec.max_seconds)
-    return result(spec, phase, before, cpu_snapshot(spec.watch))
+    return result(spec, phase, before, cpu_snapshot(spec))
 
 
 def result(spec: LoadSpec, phase: Phase, before: dict[str, float], after: dict[str, float]) -> LoadResult:

@@ -37,6 +37,52 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and of all its living descendants (`serve --processes N`: the
+    parent supervises, the children serve). A child that died is not counted; the bench checks
+    that none did."""
+    return sum(_cpu_or_zero(p) for p in descendants(pid) + [pid])
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living descendant of `pid`, from each process's parent id in /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has been busy so far, whoever kept it busy.
+
+    From the first line of /proc/stat: all the time counted there but idle and iowait. Beside the
+    bench's own processes it tells whether the machine (shared: other people's tests run on it)
+    was the limit of a phase, which per-process readings cannot.
+    """
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]
+    return busy / _CLOCK_TICKS
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (the child binds it right after)."""
     with socket.socket() as sock:

@@ -1,20 +1,25 @@
 """`python -m bench`: starts the parties, runs the scenarios, prints and keeps the results.
 
 Processes, each on its own so the OS charges each with its own CPU: a Redis (throw-away), the
-vendor sandbox, the floor A echo server, the gateway (`python -m gateway serve`), a second
-gateway for queued Sends (no workers in it), and one load process per scenario. The scenarios run
-one after the other against the same sandbox, with the same message, request count and
-concurrency:
+vendor sandbox, the floor A echo server, an OTLP sink (bench.otlp_sink), three gateways (`python
+-m gateway serve`: everything on, the same sampling 10% of traces, and the minimal reference),
+a gateway for queued Sends (no workers in it), and one load process per scenario and round. The
+scenarios run one after the other against the same sandbox, with the same message, request
+count and concurrency, `--rounds` times interleaved:
 
 1. floor A: gRPC Sends to the bare echo server;
 2. floor B: the gateway's two vendor calls made straight from aiohttp;
-3. gateway: Sends through the gateway (DingTalk robot and WeCom app accounts, alternating);
-4. queued: accept: the same Sends asking for queued delivery, to the queued gateway, with no
-   worker running anywhere: only accepting is measured;
-5. Apprise: the same texts through Apprise's DingTalk and WeCom-bot plugins.
+3. gateway, everything on: API key, an idempotency key on every Send, a rate limit that never
+   refuses, the message record, every call traced and shipped by the batch OTLP exporter;
+4. gateway, sampling 10%: the same with `telemetry.sample_ratio: 0.1`;
+5. gateway, minimal: the earlier default (no idempotency key, no rate limit, `none` exporter);
+6. queued: accept: Sends asking for queued delivery, to the queued gateway, with no worker
+   running anywhere: only accepting is measured;
+7. Apprise: the same texts through Apprise's DingTalk and WeCom-bot plugins.
 
-Then the queued scenario's delivery phase (bench.delivery): `python -m gateway worker`
-processes, 1 and then 2 of them, empty a queue of accepted Sends, and the delivery rate is read.
+Then, each in its own phase: added latency at concurrency 1 (bench.scaling), `serve --processes
+N` for N = 1, 2 (bench.scaling), the queued scenario's delivery by 1 and 2 worker processes
+(bench.delivery), and a profile of the three gateways (bench.profiling) for the breakdown chart.
 """
 
 from __future__ import annotations
@@ -37,22 +42,41 @@ from typing import Any
 
 from bench import chart, delivery, profiling, report
 from bench.delivery import DeliveryPhase, DeliveryRun, QueueWatch
-from bench.fixture import Fixture
+from bench.fixture import DingtalkRobot, Fixture, WecomApp
 from bench.gateway_proc import (
     DINGTALK_ACCOUNT,
+    MINIMAL_ACCOUNTS,
+    NEVER_REFUSING_RATE_PER_MINUTE,
+    PROCESSES_ACCOUNTS,
     QUEUED_DINGTALK_ACCOUNT,
     QUEUED_WECOM_APP_ACCOUNT,
+    SAMPLED_ACCOUNTS,
     WECOM_APP_ACCOUNT,
     start_gateway,
     write_config,
 )
-from bench.procs import REPO_ROOT, Child, child_env, free_port, python_module
+from bench.procs import REPO_ROOT, Child, child_env, descendants, free_port, python_module
 from bench.redis_proc import redis_for_run
-from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, QUEUED_ACCEPT, Row
+from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, MINIMAL, QUEUED_ACCEPT, SAMPLED, Row
+from bench.scaling import LatencyRound, ProcessRun, latency_median
 from bench.spec import Driver, LoadResult, LoadSpec, dump, load
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PACKAGES = ("grpcio", "protobuf", "aiohttp", "redis", "opentelemetry-sdk", "apprise", "requests")
+PACKAGES = (
+    "grpcio",
+    "protobuf",
+    "aiohttp",
+    "redis",
+    "hiredis",
+    "uvloop",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "apprise",
+    "requests",
+)
+SAMPLE_RATIO = 0.1
+PROCESS_CHANNELS = 16  # connections in the processes phase, so SO_REUSEPORT spreads them
+LATENCY_WARMUP = 50
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,8 @@ class Options:
     concurrency: int
     max_seconds: float
     delivery_rounds: int  # runs per worker count in the queued delivery phase; 0: no delivery phase
+    latency_requests: int  # sequential requests per side and round at concurrency 1; 0: no phase
+    process_counts: list[int]  # `serve --processes N` for each N; empty: no processes phase
     profile: str | None  # None, "py-spy" or "cprofile"
     results_dir: Path
 
@@ -82,15 +108,30 @@ def parse(argv: list[str] | None) -> Options:
         "--requests accepted Sends (0: skip the delivery phase)",
     )
     parser.add_argument(
+        "--latency-requests",
+        type=int,
+        default=500,
+        help="added latency: sequential Sends through the gateway and direct aiohttp calls, each, "
+        "per round (0: skip the phase)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        metavar="N",
+        help="`serve --processes N` runs for each N (none: skip the phase)",
+    )
+    parser.add_argument(
         "--profile",
-        nargs="?",
-        const="auto",
-        choices=("auto", "py-spy", "cprofile"),
-        help="afterwards, profile the gateway under the same load (py-spy if it attaches, else cProfile)",
+        default="auto",
+        choices=("auto", "py-spy", "cprofile", "none"),
+        help="afterwards, profile the gateways under the same load for the CPU breakdown chart "
+        "(auto: py-spy if installed, else cProfile; none: no profile)",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    profile = args.profile
+    profile = None if args.profile == "none" else args.profile
     if profile == "auto":
         profile = "py-spy" if profiling.pyspy_binary() else "cprofile"
     return Options(
@@ -100,6 +141,8 @@ def parse(argv: list[str] | None) -> Options:
         concurrency=args.concurrency,
         max_seconds=args.max_seconds,
         delivery_rounds=args.delivery_rounds,
+        latency_requests=args.latency_requests,
+        process_counts=[n for n in args.processes if n > 0],
         profile=profile,
         results_dir=args.results_dir,
     )
@@ -167,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 options.requests,
                 os.cpu_count() or 1,
                 document["gettoken_calls"].get(queued["app_account"]),
+                {r.scenario: r for r in rows},
             )
         )
     print(
@@ -190,10 +234,29 @@ def _shown(path: Path) -> Path:
     return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
 
 
+@dataclass(frozen=True)
+class GatewayUnderTest:
+    """One started gateway: its process, address, config file and the Sends its scenario makes."""
+
+    child: Child
+    address: str
+    config: Path
+    accounts: tuple[str, str]
+    idempotency_keys: bool
+
+
 def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], list[Row]]:
     fixture = Fixture()
     spec_path = workdir / "sandbox.json"
     spec_path.write_text(json.dumps(fixture.sandbox_spec()))
+    sent: collections.Counter[str] = collections.Counter()  # Sends per sandbox identity pair
+
+    def counted(load_spec: LoadSpec, group: str) -> LoadResult:
+        """A load process whose Sends (warm-up included) reach `group`'s sandbox robot and app."""
+        result = run_load(load_spec, workdir)
+        sent[group] += result.requests + load_spec.warmup
+        return result
+
     with contextlib.ExitStack() as stack:
         redis_url, redis_where, redis_pid = stack.enter_context(redis_for_run())
         sandbox = Child(
@@ -207,38 +270,89 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         echo = Child("echo server", python_module("bench.echo_server"), log=workdir / "echo.log")
         stack.callback(echo.stop)
         echo_port = echo.expect("READY ")
-        config = workdir / "gateway.yaml"
+        sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
+        stack.callback(sink.stop)
+        sink_port = sink.expect("READY ")
+        # The batch exporter operators run (OTLP over gRPC, the config's default protocol), to a
+        # local sink that discards: every span is serialised and shipped as in production.
+        traced = {"exporter": "otlp", "protocol": "grpc", "endpoint": f"http://127.0.0.1:{sink_port}"}
         namespace = f"bench-{stamp}-{secrets.token_hex(3)}"
-        write_config(
-            config,
-            fixture=fixture,
-            sandbox_url=sandbox_url,
-            redis_url=redis_url,
-            namespace=namespace,
-            port=free_port(),
+
+        def gateway(
+            name: str,
+            robot: DingtalkRobot,
+            app: WecomApp,
+            accounts: tuple[str, str],
+            *,
+            telemetry: dict[str, Any],
+            rate: int,
+            keys: bool,
+            queued: bool = False,
+            processes: int | None = None,
+        ) -> GatewayUnderTest:
+            config = workdir / f"{name.replace(' ', '-')}.yaml"
+            write_config(
+                config,
+                robot=robot,
+                app=app,
+                accounts=accounts,
+                api_key=fixture.api_key,
+                sandbox_url=sandbox_url,
+                redis_url=redis_url,
+                namespace=f"{namespace}-{name.replace(' ', '-')}",
+                port=free_port(),
+                telemetry=telemetry,
+                rate_limit_per_minute=rate,
+                queued=queued,
+            )
+            child, address = start_gateway(config, workdir / f"{config.stem}.log", name=name, processes=processes)
+            stack.callback(child.stop)
+            return GatewayUnderTest(child, address, config, accounts, keys)
+
+        full = gateway(
+            "gateway",
+            fixture.gateway_dingtalk,
+            fixture.gateway_app,
+            (DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT),
+            telemetry=traced,
+            rate=NEVER_REFUSING_RATE_PER_MINUTE,
+            keys=True,
         )
-        gateway, gateway_address = start_gateway(config, workdir / "gateway.log")
-        stack.callback(gateway.stop)
+        sampled = gateway(
+            "sampled gateway",
+            fixture.sampled_dingtalk,
+            fixture.sampled_app,
+            SAMPLED_ACCOUNTS,
+            telemetry={**traced, "sample_ratio": SAMPLE_RATIO},
+            rate=NEVER_REFUSING_RATE_PER_MINUTE,
+            keys=True,
+        )
+        minimal = gateway(
+            "minimal gateway",
+            fixture.minimal_dingtalk,
+            fixture.minimal_app,
+            MINIMAL_ACCOUNTS,
+            telemetry={"exporter": "none"},
+            rate=0,
+            keys=False,
+        )
         # The queued scenario's gateway: its own accounts, namespace and process, no workers in it.
-        queued_config = workdir / "gateway-queued.yaml"
-        queued_namespace = f"{namespace}-queued"
-        write_config(
-            queued_config,
-            fixture=fixture,
-            sandbox_url=sandbox_url,
-            redis_url=redis_url,
-            namespace=queued_namespace,
-            port=free_port(),
+        queued_gw = gateway(
+            "queued gateway",
+            fixture.queued_dingtalk,
+            fixture.queued_app,
+            (QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT),
+            telemetry=traced,
+            rate=0,
+            keys=False,
             queued=True,
         )
-        queued_gateway, queued_address = start_gateway(
-            queued_config, workdir / "gateway-queued.log", name="queued gateway"
-        )
-        stack.callback(queued_gateway.stop)
         print(
             f"bench: sandbox {sandbox_url} (pid {sandbox.pid}), echo 127.0.0.1:{echo_port} (pid {echo.pid}), "
-            f"gateway {gateway_address} (pid {gateway.pid}), queued gateway {queued_address} "
-            f"(pid {queued_gateway.pid}, no workers), Redis {redis_where}",
+            f"OTLP sink 127.0.0.1:{sink_port} (pid {sink.pid}), gateway {full.address} (pid {full.child.pid}), "
+            f"sampled {sampled.address} (pid {sampled.child.pid}), minimal {minimal.address} "
+            f"(pid {minimal.child.pid}), queued gateway {queued_gw.address} (pid {queued_gw.child.pid}, "
+            f"no workers), Redis {redis_where}",
             flush=True,
         )
 
@@ -253,54 +367,49 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 **fields,
             )
 
-        grpc_fields = {"api_key": fixture.api_key, "accounts": [DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT]}
-        queued_accounts = [QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT]
-        queued_spec = spec(
-            QUEUED_ACCEPT,
-            "grpc",
-            grpc_target=queued_address,
-            watch={"gateway": queued_gateway.pid, "sandbox": sandbox.pid},
-            api_key=fixture.api_key,
-            accounts=queued_accounts,
-            queued=True,
+        def grpc_spec(scenario: str, target: GatewayUnderTest, **fields: Any) -> LoadSpec:
+            return spec(
+                scenario,
+                "grpc",
+                grpc_target=target.address,
+                watch={"gateway": target.child.pid, "sandbox": sandbox.pid},
+                api_key=fixture.api_key,
+                accounts=list(target.accounts),
+                idempotency_keys=target.idempotency_keys,
+                **fields,
+            )
+
+        floor_b_spec = spec(
+            FLOOR_B,
+            "http",
+            sandbox_url=sandbox_url,
+            dingtalk_token=fixture.floor_b_dingtalk.access_token,
+            wecom_app={
+                "corp_id": fixture.floor_b_app.corp_id,
+                "corp_secret": fixture.floor_b_app.corp_secret,
+                "agent_id": fixture.floor_b_app.agent_id,
+            },
+            watch={"sandbox": sandbox.pid},
         )
-        plan: list[tuple[LoadSpec, str]] = [
+        queued_spec = grpc_spec(QUEUED_ACCEPT, queued_gw, queued=True)
+        plan: list[tuple[LoadSpec, str, str]] = [
             (
                 spec(
                     FLOOR_A,
                     "grpc",
                     grpc_target=f"127.0.0.1:{echo_port}",
                     watch={"echo": echo.pid, "sandbox": sandbox.pid},
-                    **grpc_fields,
+                    api_key=fixture.api_key,
+                    accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
                 ),
                 "echo",
+                "",
             ),
-            (
-                spec(
-                    FLOOR_B,
-                    "http",
-                    sandbox_url=sandbox_url,
-                    dingtalk_token=fixture.floor_b_dingtalk.access_token,
-                    wecom_app={
-                        "corp_id": fixture.floor_b_app.corp_id,
-                        "corp_secret": fixture.floor_b_app.corp_secret,
-                        "agent_id": fixture.floor_b_app.agent_id,
-                    },
-                    watch={"sandbox": sandbox.pid},
-                ),
-                "client",
-            ),
-            (
-                spec(
-                    GATEWAY,
-                    "grpc",
-                    grpc_target=gateway_address,
-                    watch={"gateway": gateway.pid, "sandbox": sandbox.pid},
-                    **grpc_fields,
-                ),
-                "gateway",
-            ),
-            (queued_spec, "gateway"),
+            (floor_b_spec, "client", FLOOR_B),
+            (grpc_spec(GATEWAY, full), "gateway", GATEWAY),
+            (grpc_spec(SAMPLED, sampled), "gateway", SAMPLED),
+            (grpc_spec(MINIMAL, minimal), "gateway", MINIMAL),
+            (queued_spec, "gateway", QUEUED_ACCEPT),
             (
                 spec(
                     APPRISE,
@@ -311,10 +420,47 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                     watch={"sandbox": sandbox.pid},
                 ),
                 "client",
+                APPRISE,
             ),
         ]
-        rounds = measure_rounds(plan, options.rounds, workdir, (sandbox, echo, gateway, queued_gateway))
-        watch = QueueWatch(redis_url, queued_namespace, queued_accounts)
+        servers = (sandbox, echo, sink, full.child, sampled.child, minimal.child, queued_gw.child)
+        rounds = measure_rounds(plan, options.rounds, counted, servers)
+
+        latency: dict[str, Any] | None = None
+        if options.latency_requests > 0:
+            latency = measure_latency(
+                grpc_spec(GATEWAY, full), floor_b_spec, options.latency_requests, options.rounds, counted
+            )
+
+        processes: dict[int, list[ProcessRun]] = {}
+        if options.process_counts:
+            processes = measure_processes(
+                options,
+                lambda n: gateway(
+                    f"processes-{n}",
+                    fixture.procs_dingtalk,
+                    fixture.procs_app,
+                    PROCESSES_ACCOUNTS,
+                    telemetry=traced,
+                    rate=NEVER_REFUSING_RATE_PER_MINUTE,
+                    keys=True,
+                    processes=n,
+                ),
+                lambda target, n: dataclasses.replace(
+                    grpc_spec(f"processes {n}", target),
+                    watch={
+                        "sandbox": sandbox.pid,
+                        "otlp sink": sink.pid,
+                        **({"redis": redis_pid} if redis_pid else {}),
+                    },
+                    watch_trees={"gateway": target.child.pid},
+                    channels=PROCESS_CHANNELS,
+                ),
+                counted,
+            )
+
+        queued_accounts = [QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT]
+        watch = QueueWatch(redis_url, f"{namespace}-queued-gateway", queued_accounts)
         stack.callback(watch.close)
         backlog = watch.depth()
 
@@ -323,7 +469,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             return run_load(dataclasses.replace(queued_spec, requests=count, warmup=0, watch={}), workdir)
 
         phase = DeliveryPhase(
-            config=queued_config,
+            config=queued_gw.config,
             watch=watch,
             sandbox_pid=sandbox.pid,
             redis_pid=redis_pid,
@@ -341,15 +487,24 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             "fills": phase.fills,
             "drains": phase.drains,
         }
-        sandbox.send("stats")
-        vendor = json.loads(sandbox.read_line(timeout=30))
 
         profile = None
         if options.profile is not None:
-            gateway_spec = next(s for s, _ in plan if s.scenario == GATEWAY)
-            profile = run_profile(options.profile, gateway_spec, gateway, config, workdir, stamp, options)
+            targets = {GATEWAY: full, SAMPLED: sampled, MINIMAL: minimal}
+            profile = run_profiles(
+                options.profile,
+                {name: (grpc_spec(name, target), target) for name, target in targets.items()},
+                workdir,
+                stamp,
+                options,
+                counted,
+            )
+        sandbox.send("stats")
+        vendor = json.loads(sandbox.read_line(timeout=30))
+        sink.send("stats")
+        exported = json.loads(sink.read_line(timeout=30))
 
-    return assemble(options, stamp, fixture, rounds, vendor, profile, queued)
+    return assemble(options, stamp, fixture, rounds, vendor, profile, queued, latency, processes, sent, exported)
 
 
 def measure_rounds(
@@ -404,9 +559,13 @@ def assemble(
         }
         for scenario, robots in names.items()
     }
-    # Queued Sends reach the vendor in the delivery phase, with those of the fills between its runs.
-    accepted[QUEUED_ACCEPT]["sent"] += sum(int(f["sends"]) for f in queued["fills"])
+    # Queued Sends reach the vendor in the delivery phase, with those of the fills between its runs;
+    # without it (--delivery-rounds 0) they wait in the queue, and there is nothing to count.
     deliveries: dict[int, list[DeliveryRun]] = queued["deliveries"]
+    if deliveries:
+        accepted[QUEUED_ACCEPT]["sent"] += sum(int(f["sends"]) for f in queued["fills"])
+    else:
+        del accepted[QUEUED_ACCEPT]
     medians = {workers: DeliveryRun.median(runs) for workers, runs in deliveries.items() if runs}
     document: dict[str, Any] = {
         "timestamp": stamp,
@@ -498,7 +657,7 @@ def run_profile(
         summary = profiling.summarise_pstats(out)
         raw = options.results_dir / f"{stamp}-cprofile.pstats"
     raw.write_bytes(out.read_bytes())
-    summary["raw"] = str(raw.relative_to(REPO_ROOT))
+    summary["raw"] = str(_shown(raw))
     return summary
 
 

@@ -23,10 +23,15 @@ class LoadSpec:
     concurrency: int
     max_seconds: float  # the measured phase stops issuing requests after this long, whatever is left
     watch: dict[str, int] = field(default_factory=dict)  # name -> pid whose CPU the phase is charged
+    # name -> pid whose CPU is read with all its descendants' (`serve --processes N`: the parent
+    # and its children); and "machine" is always read too (/proc/stat: every process on it)
+    watch_trees: dict[str, int] = field(default_factory=dict)
     grpc_target: str = ""
     api_key: str = ""
     accounts: list[str] = field(default_factory=list)  # grpc: [dingtalk robot account, wecom app account]
     queued: bool = False  # grpc: the Sends ask for queued delivery (options.delivery)
+    idempotency_keys: bool = False  # grpc: every Send carries an idempotency key of its own
+    channels: int = 1  # grpc: connections, each its own channel, the Sends spread over them
     sandbox_url: str = ""
     dingtalk_token: str = ""
     wecom_key: str = ""  # apprise: the WeCom bot key
@@ -43,7 +48,7 @@ class LoadResult:
     wall_seconds: float
     throughput_rps: float
     latency_ms: dict[str, float]  # p50, p90, p99, max, mean
-    cpu_seconds: dict[str, float]  # "client" (the load process itself) and every watched pid
+    cpu_seconds: dict[str, float]  # "client" (the load process itself), "machine", every watched pid
     truncated: bool  # the time bound stopped the phase before `requests` were sent
 
 

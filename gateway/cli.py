@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 
 from gateway.config import Config, ConfigError, load_config, parse_listen
+from gateway.event_loop import EVENT_LOOPS, EventLoopUnavailable, loop_factory, resolve
 from gateway.logs import configure_logging, route_native_stderr
 from gateway.tenants import hash_key
 
@@ -27,6 +28,16 @@ TRACE_URL_HELP = (
 
 
 CONFIG_HELP = "YAML config file (default: $NOTIFY_GATEWAY_CONFIG, else the embedded example config)"
+EVENT_LOOP_HELP = (
+    "the asyncio event loop: uvloop (faster), asyncio (the standard one), or auto, uvloop where "
+    "installed (default: the config's server.event_loop, which defaults to auto)"
+)
+PROCESSES_HELP = (
+    "run N gateway processes sharing the config's ports (SO_REUSEPORT), each on its own core; this "
+    "process supervises them: restarts one that dies, passes SIGTERM/SIGINT on, exits when all have. "
+    "Needs fixed ports; child I serves /metrics on telemetry.prometheus_listen's port + I. Size N to "
+    "the cores left after Redis and the rest of the machine (README, For SREs) (default: 1)"
+)
 HASH_KEY_DESCRIPTION = """\
 Reads an API key from standard input (not from the command line, where it would
 land in the shell history and the process list) and prints its hash, the form
@@ -62,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--trace-url", default=os.environ.get(TRACE_URL_ENV), type=_trace_url, help=TRACE_URL_HELP
     )
+    serve.add_argument("--processes", type=_processes, default=1, metavar="N", help=PROCESSES_HELP)
+    serve.add_argument("--event-loop", choices=EVENT_LOOPS, help=EVENT_LOOP_HELP)
+    # Set by the --processes parent for each child it starts: bind with SO_REUSEPORT, tag the logs.
+    serve.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
 
     sandbox = commands.add_parser("sandbox", help="run the vendor sandbox alone")
     sandbox.add_argument("--config", help=f"seed the sandbox with this config's accounts; {CONFIG_HELP}")
@@ -85,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "queue.workers_in_serve: false there to keep delivery out of the API).",
     )
     worker.add_argument("--config", help=CONFIG_HELP)
+    worker.add_argument("--event-loop", choices=EVENT_LOOPS, help=EVENT_LOOP_HELP)
 
     check = commands.add_parser(
         "check-config", help="validate a config file, print every problem in it, and exit"
@@ -127,12 +143,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {len(config.accounts)} accounts ({', '.join(sorted(config.accounts))})")
         return 0
+    if args.command == "serve" and args.processes > 1:
+        return _serve_processes(args, config)
+    reuse_port = False
+    if args.command == "serve" and args.process_index is not None:
+        from gateway.processes import child_config, tag_logs
+
+        tag_logs(args.process_index)
+        config, reuse_port = child_config(config, args.process_index), True
     route_native_stderr()  # grpc core writes to fd 2 itself: its lines become JSON too
     if args.command == "sandbox":
         return asyncio.run(_run_sandbox(config, args.listen, args.trace_url))
-    if args.command == "worker":
-        return asyncio.run(_work(config))
-    return asyncio.run(_serve(config, args.sandbox, args.trace_url))
+    try:
+        event_loop = resolve(args.event_loop or config.server.event_loop)
+    except EventLoopUnavailable as exc:
+        print(f"notify-gateway: {exc}", file=sys.stderr)
+        return 2
+    log.info("event loop", extra={"event_loop": event_loop})
+    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+        if args.command == "worker":
+            return runner.run(_work(config))
+        return runner.run(_serve(config, args.sandbox, args.trace_url, reuse_port=reuse_port))
+
+
+def _serve_processes(args: argparse.Namespace, config: Config) -> int:
+    """The --processes parent: refuses what cannot work, then starts and supervises the children."""
+    from gateway.processes import ports_in_use, refusal, supervise
+
+    reason = refusal(config, args.processes, sandbox=args.sandbox is not None)
+    if reason is not None:
+        print(f"notify-gateway: {reason}", file=sys.stderr)
+        return 2
+    taken = ports_in_use(config, args.processes)
+    for problem in taken:
+        print(f"notify-gateway: cannot start: {problem}", file=sys.stderr)
+    if taken:
+        return 1
+
+    def command(index: int) -> list[str]:
+        argv = [sys.executable, "-m", "gateway", "--log-level", args.log_level, "serve"]
+        argv += ["--process-index", str(index)]
+        if args.config is not None:
+            argv += ["--config", args.config]
+        if args.event_loop is not None:
+            argv += ["--event-loop", args.event_loop]
+        return argv
+
+    return asyncio.run(supervise(command, args.processes))
 
 
 def _version() -> str:
@@ -152,6 +209,12 @@ def _listen(value: str) -> str:
     return value
 
 
+def _processes(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 256:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a number of processes from 1 to 256")
+    return int(value)
+
+
 def _trace_url(value: str) -> str | None:
     """A trace UI URL template: http(s), with the {trace_id} placeholder ("" means none)."""
     if not value:
@@ -161,7 +224,9 @@ def _trace_url(value: str) -> str | None:
     return value
 
 
-async def _serve(config: Config, sandbox_listen: str | None, trace_url: str | None = None) -> int:
+async def _serve(
+    config: Config, sandbox_listen: str | None, trace_url: str | None = None, *, reuse_port: bool = False
+) -> int:
     from gateway.server import GatewayServer, run_until_signalled
     from gateway.telemetry import TelemetryOptions, setup_telemetry
 
@@ -170,7 +235,7 @@ async def _serve(config: Config, sandbox_listen: str | None, trace_url: str | No
         if sandbox_listen is not None:
             await stack.enter_async_context(_sandbox(config, sandbox_listen, trace_url))
         try:
-            server = GatewayServer(config)
+            server = GatewayServer(config, reuse_port=reuse_port)
         except (OSError, RuntimeError) as exc:
             print(f"notify-gateway: cannot start: {exc}", file=sys.stderr)
             return 1

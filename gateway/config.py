@@ -87,6 +87,8 @@ class ServerSettings(_Strict):
     # memory an upload costs in gRPC's buffers. Larger helps uploads over high-latency links.
     receive_window_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     tls: TlsSettings | None = None
+    # The loop `serve` and `worker` run on (gateway/event_loop.py): auto is uvloop where installed.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     @field_validator("listen")
     @classmethod

@@ -36,8 +36,16 @@ SERVICE_NAME = SERVICE.full_name
 class GatewayServer:
     """One gateway: ``await start()``, ``port``, ``await stop()``; also an async context manager."""
 
-    def __init__(self, config: Config, *, transport: VendorTransport | None = None) -> None:
+    def __init__(
+        self, config: Config, *, transport: VendorTransport | None = None, reuse_port: bool = False
+    ) -> None:
+        """``reuse_port``: share the ports with sibling processes (``serve --processes N``, SO_REUSEPORT).
+
+        Off by default, so a second gateway on a port already taken fails to start instead of
+        silently taking half of the connections.
+        """
         self.config = config
+        self._reuse_port = reuse_port
         self.runtime = runtime = Runtime.build(config, transport)
         self.transport, self.stores, self.store_health = (
             runtime.transport,
@@ -77,7 +85,7 @@ class GatewayServer:
             ],
             options=[
                 ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
                 # A fixed receive window per stream: with BDP probing, grpc lets each stream run at
                 # least 4 MB ahead of what the handler has read, buffered in the gateway's memory.
                 ("grpc.http2.bdp_probe", 0),
@@ -147,6 +155,7 @@ class GatewayServer:
                 upstream=target,
                 max_body_bytes=config.server.max_receive_message_bytes,
                 grace_seconds=config.server.grace_period_seconds,
+                reuse_port=self._reuse_port,
             )
         except OSError:
             shutil.rmtree(self._internal_dir, ignore_errors=True)  # start-up stops here: leave nothing

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +143,12 @@ class GatewayProcess:
 
 @contextlib.asynccontextmanager
 async def gateway_process(
-    config_path: Path, port: int, env: Mapping[str, str] | None = None
+    config_path: Path, port: int, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
 ) -> AsyncIterator[GatewayProcess]:
-    """The gateway serving `config_path` (which listens on 127.0.0.1:`port`), SERVING and connected."""
+    """The gateway serving `config_path` (which listens on 127.0.0.1:`port`), SERVING and connected.
+
+    ``args`` are more `serve` flags (``--processes 2``, ``--event-loop asyncio``).
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -153,6 +156,7 @@ async def gateway_process(
         "serve",
         "--config",
         str(config_path),
+        *args,
         cwd=REPO,
         env=dict(gateway_environment() if env is None else env),
         stdout=asyncio.subprocess.DEVNULL,

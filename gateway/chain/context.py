@@ -10,6 +10,7 @@ from opentelemetry import trace
 
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Outgoing
+from gateway.store.rate_limits import Admission
 from gateway.store.records import StoredRecord
 
 RequestT = TypeVar("RequestT")
@@ -27,6 +28,8 @@ class CallContext(Generic[RequestT]):
     outgoing: Outgoing | None = None  # set by check_message
     record: StoredRecord | None = None  # the message's record: the Send's own (record_message) or looked up
     resend: StoredRecord | None = None  # an UNKNOWN message this Send may deliver again (deduplicate)
+    owner: str = ""  # the Send's claim on its record (record_message), for its lease
+    rate_admission: Admission | None = None  # the account's rate slot, if its admission asked for one
     settled: bool = False  # the Send's outcome is written (or being written) to its record
     attributes: dict[str, Any] = field(default_factory=dict)  # for steps that add their own facts
     span: trace.Span = field(default_factory=trace.get_current_span)  # the RPC's server span

@@ -52,6 +52,7 @@ class HttpFace:
         upstream: str,
         max_body_bytes: int,
         grace_seconds: float = 10.0,
+        reuse_port: bool = False,
     ) -> None:
         if settings.listen is None:
             raise ValueError("http.listen is not set")
@@ -64,7 +65,7 @@ class HttpFace:
         self._upstream: Upstream | None = None
         self._runner: web.AppRunner | None = None
         self._openapi = json.dumps(openapi_document(service), ensure_ascii=False).encode()
-        self._socket = _listen(settings.listen)
+        self._socket = _listen(settings.listen, reuse_port=reuse_port)
         self.port = int(self._socket.getsockname()[1])  # the port bound, when listen asked for 0
 
     @property
@@ -231,9 +232,10 @@ def _line(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode() + b"\n"
 
 
-def _listen(listen: str) -> socket.socket:
+def _listen(listen: str, *, reuse_port: bool = False) -> socket.socket:
     """Binds now, as the gRPC port is bound when the server is built: a taken port stops start-up
-    with one line (``cannot listen on ...``), before anything has started.
+    with one line (``cannot listen on ...``), before anything has started. ``reuse_port``: the
+    sibling processes of ``serve --processes N`` share the port (SO_REUSEPORT), as their gRPC one.
     """
     host, port = parse_listen(listen, allow_port_zero=True)
     try:
@@ -245,6 +247,8 @@ def _listen(listen: str) -> socket.socket:
         raise OSError(f"cannot listen on {listen} (http): {exc.strerror or exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(128)
         sock.setblocking(False)

@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import ACCEPTED, EXPIRED, IllegalTransition, abandon, advance
+from gateway.lifecycle.states import ACCEPTED, EXPIRED, FAILED, SENDING, IllegalTransition, abandon, advance
+from gateway.store.admission import Admit, Admitted, SendAdmission
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -41,7 +42,7 @@ class Ledger:
         self._watch_poll = watch_poll  # how often a watch re-reads a record another replica may change
         # message_id -> (set when this process changes the record, how many watch it)
         self._changed: dict[str, tuple[asyncio.Event, int]] = {}
-        self._settling: set[asyncio.Future[StoredRecord]] = set()
+        self._settling: set[asyncio.Future[StoredRecord] | asyncio.Future[StoredRecord | None]] = set()
         self._working = 0  # Sends holding a record: shutdown waits for them to write their outcome
         self._idle = asyncio.Event()
         self._idle.set()
@@ -125,15 +126,35 @@ class Ledger:
             raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug
         return stored
 
+    async def admit(self, admission: SendAdmission, admit: Admit) -> Admitted:
+        """A sync Send's key, rate slot and record in one write (gateway.store.admission). Cancelled
+        while it is in flight, the record, once written, is marked FAILED: no vendor call follows."""
+        writing = asyncio.ensure_future(admission.admit(admit))
+        try:
+            return await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            self._track(asyncio.ensure_future(self._abandon_admitted(writing)))
+            raise
+
+    async def _abandon_admitted(self, writing: asyncio.Future[Admitted]) -> StoredRecord | None:
+        admitted = await writing
+        if admitted.stored is None:
+            return None
+        return await self.change(admitted.stored, _never_called, release=True)
+
     async def _abandon(self, writing: asyncio.Future[bool], stored: StoredRecord) -> StoredRecord:
         if not await writing:
             return stored
         return await self.change(stored, _call_ended, release=True)
 
-    async def take_over(self, stored: StoredRecord, owner: str) -> StoredRecord | None:
-        """Makes ``owner`` the owner of an unowned record (a resend of an UNKNOWN message); None if
-        another Send took it first."""
+    async def take_over(
+        self, stored: StoredRecord, owner: str, mutate: Mutation | None = None
+    ) -> StoredRecord | None:
+        """Makes ``owner`` the owner of an unowned record (a resend of an UNKNOWN message, a queued
+        job), with ``mutate`` applied in the same write; None if someone changed it first."""
         mine = stored.copy()
+        if mutate is not None:
+            mutate(mine.record)
         mine.owner, mine.lease_until = owner, time.time() + self.lease_seconds
         return mine if await self.store.put(mine) else None
 
@@ -181,7 +202,7 @@ class Ledger:
             except IllegalTransition:
                 return lost.current
 
-    def _track(self, task: asyncio.Future[StoredRecord]) -> None:
+    def _track(self, task: asyncio.Future[StoredRecord] | asyncio.Future[StoredRecord | None]) -> None:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
@@ -249,3 +270,10 @@ def _call_ended(record: pb.MessageRecord) -> None:
         before_call="not sent: the call ended first",
         during_call="the call ended during the vendor call",
     )
+
+
+def _never_called(record: pb.MessageRecord) -> None:
+    """The Send was cancelled before its admission returned: no vendor call can have started,
+    even if the record was written SENDING to save a round trip."""
+    if record.state in (ACCEPTED, SENDING):
+        advance(record, FAILED, "not sent: the call ended first")

@@ -33,6 +33,7 @@ from gateway.chain.context import CallContext
 from gateway.chain.steps.upload_inline_media import upload_inline_media
 from gateway.channels.attempts import AttemptLog
 from gateway.channels.base import ChannelAdapter
+from gateway.channels.deliveries import Outgoing
 from gateway.config import QueueSettings
 from gateway.errors import (
     DeadlineExceeded,
@@ -45,7 +46,7 @@ from gateway.errors import (
 from gateway.lifecycle.ledger import Ledger, Mutation, busy
 from gateway.lifecycle.outcomes import failed, retry_later, sending, sent
 from gateway.lifecycle.reports import DeliveryReports
-from gateway.lifecycle.states import ACCEPTED, UNKNOWN, advance, state_name
+from gateway.lifecycle.states import ACCEPTED, SENDING, UNKNOWN, advance, state_name
 from gateway.queue.jobs import Job
 from gateway.queue.metrics import accept_to_final, queue_deliveries, record_backlogs
 from gateway.queue.streams import JobQueue
@@ -109,9 +110,15 @@ class Worker:
             task.cancel()
         if self._delivering:
             await asyncio.wait(set(self._delivering), timeout=5.0)
-        for task in self._loops:
+        # The loops see _stopping within one blocking read (0.8 s) and end by themselves; one that
+        # does not (a Redis call hanging) is cancelled, and shutdown never waits on it for long.
+        _, pending = await asyncio.wait(self._loops, timeout=READ_BLOCK_MS / 1000 + 2.0)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=2.0)
+            if stuck:
+                log.warning("queue loops did not stop", extra={"tasks": sorted(t.get_name() for t in stuck)})
         for account, jobs in self._in_hand.items():
             with contextlib.suppress(Unavailable):  # not handed back: reclaimed after the timeout
                 await self.queue.renew(account, self.consumer, list(jobs), idle_ms=self._idle_ms)
@@ -173,7 +180,7 @@ class Worker:
                 return
             ticket = admission.ticket
         waiting.popleft()
-        task = asyncio.create_task(self._deliver(account, adapter, job, ticket))
+        task = asyncio.create_task(self._deliver(account, adapter, job, ticket, stored))
         self._delivering.add(task)
         task.add_done_callback(self._delivering.discard)
 
@@ -195,7 +202,9 @@ class Worker:
 
     # -- delivering ----------------------------------------------------------------------------
 
-    async def _deliver(self, account: str, adapter: ChannelAdapter, job: Job, ticket: str) -> None:
+    async def _deliver(
+        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str, first: StoredRecord | None
+    ) -> None:
         links = _links(job.traceparent)
         span = tracer.start_span(
             "queue.deliver",
@@ -211,7 +220,7 @@ class Worker:
         )
         try:
             with trace.use_span(span, end_on_exit=False):
-                await self._deliver_until_final(account, adapter, job, ticket)
+                await self._deliver_until_final(account, adapter, job, ticket, first)
         except asyncio.CancelledError:
             pass  # shutdown: the record says where it stands, and the job is handed back
         except Exception:
@@ -222,11 +231,14 @@ class Worker:
                 self._release(account, job)
 
     async def _deliver_until_final(
-        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str
+        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str, first: StoredRecord | None
     ) -> None:
+        """``first``: the record as the job's start read it (a stale copy only fails the take-over)."""
         tries = 0
+        outgoing = _prepared(adapter, job)
         while True:
-            stored = await self._store_call(lambda: self.ledger.get(job.message_id))
+            stored = first or await self._store_call(lambda: self.ledger.get(job.message_id))
+            first = None
             if not _deliverable(stored, adapter):
                 if ticket:
                     await self.limiter.release(f"account:{account}", ticket)
@@ -235,11 +247,16 @@ class Worker:
             assert stored is not None
             if not ticket and adapter.rate_limit is not None:  # a retry waits for a slot again
                 ticket = await self._slot(account, adapter)
-            taken = await self._store_call(functools.partial(self.ledger.take_over, stored, self.consumer))
+            resend = stored.record.state == UNKNOWN
+            # With nothing to upload first, taking the job and marking it SENDING is one write.
+            mark = sending(resend) if outgoing is not None and outgoing.pending_media is None else None
+            taken = await self._store_call(
+                functools.partial(self.ledger.take_over, stored, self.consumer, mark)
+            )
             if taken is None:  # changed meanwhile (a Recall, another worker): read it again
                 continue
             tries += 1
-            retry_in = await self._attempt(adapter, job, taken, tries)
+            retry_in = await self._attempt(adapter, job, taken, tries, resend, outgoing)
             ticket = ""
             if retry_in is None:
                 await self._store_call(lambda: self.queue.finish(account, job.entry_id))
@@ -260,12 +277,17 @@ class Worker:
                 raise asyncio.CancelledError  # stopping: the job goes back, its record ACCEPTED
 
     async def _attempt(
-        self, adapter: ChannelAdapter, job: Job, taken: StoredRecord, tries: int
+        self,
+        adapter: ChannelAdapter,
+        job: Job,
+        taken: StoredRecord,
+        tries: int,
+        resend: bool,
+        outgoing: Outgoing | None,
     ) -> float | None:
         """One delivery of the message, its outcome recorded; the seconds until the next try, or
         None when the record is final."""
         record = taken.record
-        resend = record.state == UNKNOWN
         expires = record.expire_time.ToNanoseconds() / 1e9
         ctx: CallContext[pb.SendRequest] = CallContext(
             "queue",
@@ -281,9 +303,10 @@ class Worker:
         attempts = AttemptLog()
         async with self.ledger.hold(taken):
             try:
-                ctx.outgoing = adapter.prepare(job.request, job.message_id)
+                ctx.outgoing = outgoing or adapter.prepare(job.request, job.message_id)
                 await self._upload(ctx, _nothing)
-                ctx.record = await self.ledger.change(ctx.require_record(), sending(resend))
+                if ctx.require_record().record.state != SENDING:
+                    ctx.record = await self.ledger.change(ctx.require_record(), sending(resend))
                 delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline, attempts=attempts)
             except BaseException as exc:
                 mutate, retry_in = self._after_failure(adapter, exc, attempts, expires, tries, ctx, resend)
@@ -365,8 +388,7 @@ class Worker:
 
     async def _renew(self) -> None:
         """Keeps the jobs in hand from looking abandoned while they wait for a slot or a vendor."""
-        while True:
-            await asyncio.sleep(self.settings.visibility_timeout_seconds / 3)
+        while not await self._sleep(self.settings.visibility_timeout_seconds / 3):
             for account, jobs in self._in_hand.items():
                 with contextlib.suppress(Unavailable):
                     await self.queue.renew(account, self.consumer, list(jobs))
@@ -375,7 +397,8 @@ class Worker:
         while True:
             with contextlib.suppress(Unavailable):
                 record_backlogs(await self.queue.backlog(self.accounts))
-            await asyncio.sleep(BACKLOG_EVERY)
+            if await self._sleep(BACKLOG_EVERY):
+                return
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleeps, or returns early (True) when the worker is stopping."""
@@ -440,6 +463,14 @@ def _links(traceparent: str) -> list[Link]:
     context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
     span_context = trace.get_current_span(context).get_span_context()
     return [Link(span_context)] if span_context.is_valid else []
+
+
+def _prepared(adapter: ChannelAdapter, job: Job) -> Outgoing | None:
+    """The vendor payload, or None if it cannot be made (the attempt then fails and says why)."""
+    try:
+        return adapter.prepare(job.request, job.message_id)
+    except Exception:
+        return None
 
 
 async def _nothing() -> None:

@@ -25,6 +25,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway.ids import slot_tag
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 
 log = logging.getLogger("gateway.rate_limits")
@@ -55,6 +56,10 @@ class RateLimiter(Protocol):
         ...
 
 
+def new_ticket() -> str:
+    return uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
+
+
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._windows: dict[str, collections.deque[tuple[float, str]]] = collections.defaultdict(
@@ -67,7 +72,7 @@ class MemoryRateLimiter:
         while window and window[0][0] <= now - rate.window_seconds:
             window.popleft()
         if len(window) < rate.limit:
-            ticket = uuid.uuid4().hex
+            ticket = new_ticket()
             window.append((now, ticket))
             return Admission(0.0, ticket)
         return Admission(window[0][0] + rate.window_seconds - now, "")
@@ -80,40 +85,55 @@ class MemoryRateLimiter:
                 return
 
 
-# KEYS: the window, the scope's marker. ARGV: window (us), limit, ticket, the epoch the caller knew
-# ('' if none), the marker's TTL (ms). Answers {wait in us (0: admitted), the store's epoch}.
-_ACQUIRE = """
-local now = redis.call('TIME')
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local window_us = tonumber(ARGV[1])
-local marker = redis.call('GET', KEYS[2])
-local epoch, lost = nil, false
-if marker then
-  epoch = string.match(marker, '^%d+ %d+')
-  lost = string.find(marker, ' lost', 1, true) ~= nil
+# A Lua function, so the Send admission script (gateway.store.admission) takes a slot the same way.
+# Its arguments: the window's key, the scope's marker, window (us), limit, ticket, the epoch the
+# caller knew ('' if none), the marker's TTL (ms). Answers {wait in us (0: admitted), the store's epoch}.
+ACQUIRE_FUNCTION = """
+local function acquire(window_key, marker_key, window_us, limit, ticket, known, marker_ttl)
+  local now = redis.call('TIME')
+  local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local marker = redis.call('GET', marker_key)
+  local epoch, lost = nil, false
+  if marker then
+    epoch = string.match(marker, '^%d+ %d+')
+    lost = string.find(marker, ' lost', 1, true) ~= nil
+  end
+  if not epoch then
+    epoch = now[1] .. ' ' .. now[2]
+    lost = false
+  end
+  if known ~= '' and known ~= epoch then lost = true end
+  local value = epoch
+  if lost then value = epoch .. ' lost' end
+  redis.call('SET', marker_key, value, 'PX', marker_ttl)
+  if lost then
+    local sec, usec = string.match(epoch, '^(%d+) (%d+)')
+    local full_until = tonumber(sec) * 1000000 + tonumber(usec) + window_us
+    if now_us < full_until then return {full_until - now_us, epoch} end
+  end
+  redis.call('ZREMRANGEBYSCORE', window_key, '-inf', now_us - window_us)
+  if redis.call('ZCARD', window_key) < limit then
+    redis.call('ZADD', window_key, now_us, ticket)
+    redis.call('PEXPIRE', window_key, math.ceil(window_us / 1000))
+    return {0, epoch}
+  end
+  local oldest = redis.call('ZRANGE', window_key, 0, 0, 'WITHSCORES')
+  return {tonumber(oldest[2]) + window_us - now_us, epoch}
 end
-if not epoch then
-  epoch = now[1] .. ' ' .. now[2]
-  lost = false
-end
-if ARGV[4] ~= '' and ARGV[4] ~= epoch then lost = true end
-local value = epoch
-if lost then value = epoch .. ' lost' end
-redis.call('SET', KEYS[2], value, 'PX', ARGV[5])
-if lost then
-  local sec, usec = string.match(epoch, '^(%d+) (%d+)')
-  local full_until = tonumber(sec) * 1000000 + tonumber(usec) + window_us
-  if now_us < full_until then return {full_until - now_us, epoch} end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_us - window_us)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now_us, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window_us / 1000))
-  return {0, epoch}
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {tonumber(oldest[2]) + window_us - now_us, epoch}
 """
+# KEYS: the window, the scope's marker. ARGV: as acquire's, from the window on.
+_ACQUIRE = (
+    ACQUIRE_FUNCTION
+    + "return acquire(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5])"
+)
+
+
+def rate_keys(keys: KeySpace, scope: str) -> tuple[str, str]:
+    """The window and marker of ``scope``. An account's sit in its hash slot (gateway.ids), beside
+    its records and idempotency keys, so a Send's admission touches one slot."""
+    kind, _, name = scope.partition(":")
+    tag = f"s:{slot_tag(name)}" if kind == "account" else scope
+    return keys.key(tag, f"rate:{scope}"), keys.key(tag, f"rate-epoch:{scope}")
 
 
 class RedisRateLimiter:
@@ -125,29 +145,33 @@ class RedisRateLimiter:
 
     @traced("EVALSHA acquire")
     async def acquire(self, scope: str, rate: RateLimit) -> Admission:
-        ticket = uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
-        known = self._known_epoch(scope)
+        ticket = new_ticket()
         try:
             wait_us, epoch = await self._acquire(
-                keys=[self._keys.key(scope, "rate"), self._keys.key(scope, "rate-epoch")],
-                args=[
-                    int(rate.window_seconds * 1_000_000),
-                    rate.limit,
-                    ticket,
-                    known,
-                    MARKER_TTL_SECONDS * 1000,
-                ],
+                keys=list(rate_keys(self._keys, scope)), args=self.acquire_args(scope, rate, ticket)
             )
         except RedisError as exc:
             raise store_unavailable("rate limiter", exc) from None
-        epoch = as_text(epoch)
-        if known and epoch != known:
+        return self.admission(scope, rate, ticket, wait_us, epoch)
+
+    def acquire_args(self, scope: str, rate: RateLimit, ticket: str) -> list[int | str]:
+        """The acquire function's arguments after the keys, for this script or the admission's."""
+        window_us = int(rate.window_seconds * 1_000_000)
+        return [window_us, rate.limit, ticket, self._known_epoch(scope), MARKER_TTL_SECONDS * 1000]
+
+    def admission(
+        self, scope: str, rate: RateLimit, ticket: str, wait_us: object, epoch: object
+    ) -> Admission:
+        """Reads acquire's answer, and notes the store's epoch (warning once if Redis lost it)."""
+        known = self._known_epoch(scope)
+        seen = as_text(epoch)  # type: ignore[arg-type]
+        if known and seen != known:
             log.warning(
                 "rate windows lost: Redis lost its state; every window counts as full for one window",
                 extra={"scope": scope, "window_seconds": rate.window_seconds},
             )
-        self._epochs[scope] = (epoch, time.monotonic())
-        wait = max(0.0, int(wait_us) / 1_000_000)
+        self._epochs[scope] = (seen, time.monotonic())
+        wait = max(0.0, int(wait_us) / 1_000_000)  # type: ignore[call-overload]
         return Admission(wait, ticket if wait == 0 else "")
 
     def _known_epoch(self, scope: str) -> str:
@@ -160,6 +184,6 @@ class RedisRateLimiter:
     @traced("ZREM")
     async def release(self, scope: str, ticket: str) -> None:
         try:
-            await self._client.zrem(self._keys.key(scope, "rate"), ticket)
+            await self._client.zrem(rate_keys(self._keys, scope)[0], ticket)
         except RedisError as exc:
             raise store_unavailable("rate limiter", exc) from None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from gateway.store.admission import MemorySendAdmission, RedisSendAdmission, SendAdmission
 from gateway.store.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from gateway.store.media_cache import MediaCache, MemoryMediaCache, RedisMediaCache
 from gateway.store.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -29,6 +30,7 @@ class Stores:
     idempotency: IdempotencyStore
     rate_limiter: RateLimiter
     reports: ReportQueue
+    admission: SendAdmission  # key, rate slot and record of a sync Send, in one round trip
     redis: redis.Redis | None = None
 
     async def close(self) -> None:
@@ -40,21 +42,31 @@ class Stores:
 def open_stores(url: str, namespace: str, *, retention: float = DEFAULT_RETENTION) -> Stores:
     """``retention``: how long message records are kept, in seconds."""
     if url.startswith("memory://"):
-        return Stores(
-            MemoryTokenStore(),
+        records, idempotency, limiter = (
             MemoryRecordStore(retention),
-            MemoryMediaCache(),
             MemoryIdempotencyStore(),
             MemoryRateLimiter(),
+        )
+        return Stores(
+            MemoryTokenStore(),
+            records,
+            MemoryMediaCache(),
+            idempotency,
+            limiter,
             MemoryReportQueue(),
+            MemorySendAdmission(records, idempotency, limiter),
         )
     client = connect(url)
+    redis_records = RedisRecordStore(client, namespace, retention)
+    redis_idempotency = RedisIdempotencyStore(client, namespace)
+    redis_limiter = RedisRateLimiter(client, namespace)
     return Stores(
         tokens=RedisTokenStore(client, namespace=namespace),
-        records=RedisRecordStore(client, namespace, retention),
+        records=redis_records,
         media_cache=RedisMediaCache(client, namespace),
-        idempotency=RedisIdempotencyStore(client, namespace),
-        rate_limiter=RedisRateLimiter(client, namespace),
+        idempotency=redis_idempotency,
+        rate_limiter=redis_limiter,
         reports=RedisReportQueue(client, namespace),
+        admission=RedisSendAdmission(client, namespace, redis_records, redis_idempotency, redis_limiter),
         redis=client,
     )

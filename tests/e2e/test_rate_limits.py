@@ -21,6 +21,8 @@ import yaml
 from gateway.config import Config
 from gateway.sandbox import SandboxServer
 from gateway.server import GatewayServer
+from gateway.store.rate_limits import rate_keys
+from gateway.store.redis_connection import KeySpace
 from gateway.tenants import hash_key
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
@@ -145,14 +147,15 @@ async def take_slot_59_seconds_ago(redis_url: str, namespace: str, account: str)
     """Puts an admission 59 s old into the shared window, as another replica's Send would have.
 
     The window is a minute, so a slot frees in about a second: the waiting path runs without a
-    minute-long sleep. (This writes the limiter's Redis layout: ``<ns>:{account:<id>}:rate``, a
-    sorted set of admissions scored by Redis time in microseconds.)
+    minute-long sleep. (This writes the limiter's Redis layout, ``rate_keys``: a sorted set of
+    admissions scored by Redis time in microseconds.)
     """
     client = redis.Redis.from_url(redis_url)
     try:
         seconds, micros = await client.time()
         now_us = seconds * 1_000_000 + micros
-        await client.zadd(f"{namespace}:{{account:{account}}}:rate", {"another-replica": now_us - 59_000_000})
+        window, _ = rate_keys(KeySpace(namespace), f"account:{account}")
+        await client.zadd(window, {"another-replica": now_us - 59_000_000})
     finally:
         await client.aclose()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import socket
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,72 @@ def test_check_config_prints_every_problem_on_its_own_line(
         f"notify-gateway: config error: {bad}: telemetry.prometheus_listen: "
         "port 70000 is out of range (1-65535)",
     ]
+
+
+def serve_config(tmp_path: Path, listen: str, extra: str = "") -> Path:
+    path = tmp_path / "serve.yaml"
+    path.write_text(f"auth: none\nserver: {{listen: '{listen}'}}\n{extra}", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "two", "257"])
+def test_processes_takes_a_count_from_1_to_256(capsys: pytest.CaptureFixture[str], count: str) -> None:
+    code, _, err = run(capsys, "serve", "--processes", count)
+    assert code == 2
+    assert "--processes" in err and "from 1 to 256" in err
+
+
+def test_processes_refuses_the_sandbox_in_each_process(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = serve_config(tmp_path, "127.0.0.1:50051")
+    code, _, err = run(capsys, "serve", "--config", str(path), "--processes", "2", "--sandbox")
+    assert code == 2
+    assert "cannot run the sandbox" in err
+
+
+@pytest.mark.parametrize(
+    ("listen", "extra", "field"),
+    [
+        ("127.0.0.1:0", "", "server.listen"),
+        ("127.0.0.1:50051", "http: {listen: '127.0.0.1:0'}\n", "http.listen"),
+    ],
+)
+def test_processes_refuses_port_0_where_each_process_would_get_another_port(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, listen: str, extra: str, field: str
+) -> None:
+    path = serve_config(tmp_path, listen, extra)
+    code, _, err = run(capsys, "serve", "--config", str(path), "--processes", "2")
+    assert code == 2
+    assert f"--processes needs a fixed port: {field} is 127.0.0.1:0" in err
+
+
+def test_processes_refuses_a_port_something_already_listens_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # With SO_REUSEPORT the children could join another gateway's port: the parent checks first.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        code, _, err = run(
+            capsys, "serve", "--config", str(serve_config(tmp_path, listen)), "--processes", "2"
+        )
+    assert code == 1
+    assert f"notify-gateway: cannot start: cannot listen on {listen}: Address already in use" in err
+
+
+def test_each_process_serves_metrics_on_the_configured_port_plus_its_index(tmp_path: Path) -> None:
+    from gateway.config import load_config
+    from gateway.processes import child_config
+
+    config = load_config(
+        serve_config(tmp_path, "127.0.0.1:50051", "telemetry: {prometheus_listen: '0.0.0.0:9464'}\n")
+    )
+    assert [child_config(config, i).telemetry.prometheus_listen for i in range(3)] == [
+        "0.0.0.0:9464",
+        "0.0.0.0:9465",
+        "0.0.0.0:9466",
+    ]
+    assert child_config(config, 1).server == config.server

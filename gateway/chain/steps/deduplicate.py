@@ -19,17 +19,19 @@ from typing import Any
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
+from gateway.chain.steps.record_message import admission_request
 from gateway.errors import Aborted, InvalidArgument, Unavailable, Violation
 from gateway.lifecycle.ledger import Ledger, busy
 from gateway.lifecycle.responses import send_response
 from gateway.lifecycle.states import FAILED, UNKNOWN
-from gateway.store.idempotency import Binding, IdempotencyStore, Scope
+from gateway.store.admission import SendAdmission
+from gateway.store.idempotency import KEEP_FOR, Binding, IdempotencyStore, Scope
 from generated.notify.v1 import notification_service_pb2 as pb
 
 MAX_WAIT = 30.0  # a repeat waits this long at most for the first Send's outcome, then ABORTED
 
 
-def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
+def deduplicate(store: IdempotencyStore, ledger: Ledger, admission: SendAdmission) -> Step:
     async def deduplicate(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
         key = ctx.request.idempotency_key
         if not key:
@@ -37,7 +39,15 @@ def deduplicate(store: IdempotencyStore, ledger: Ledger) -> Step:
         scope = Scope(ctx.tenant, ctx.account_id, key)
 
         async def bind(binding: Binding) -> Binding | None:
-            return await store.bind(scope, binding)
+            # Claims the key, takes the account's rate slot and writes the record in one round trip;
+            # record_message and limit_rate then use what it wrote and took.
+            admitted = await ledger.admit(
+                admission, admission_request(ctx, ledger, (scope, binding, KEEP_FOR))
+            )
+            if admitted.bound is not None:
+                return admitted.bound
+            ctx.record, ctx.rate_admission = admitted.stored, admitted.rate
+            return None
 
         replay = await claim_key(bind, store, ledger, ctx, scope, may_resend=True)
         if replay is not None:

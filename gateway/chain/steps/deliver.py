@@ -20,7 +20,7 @@ from gateway.lifecycle.ledger import LeaseLost, Ledger
 from gateway.lifecycle.outcomes import failed, sending, sent
 from gateway.lifecycle.reports import DeliveryReports
 from gateway.lifecycle.responses import send_response
-from gateway.lifecycle.states import FAILED, UNKNOWN, state_name
+from gateway.lifecycle.states import FAILED, SENDING, UNKNOWN, state_name
 from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.deliver")
@@ -33,7 +33,8 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
             raise RuntimeError("send chain: deliver needs check_message before it")
         resend = ctx.resend is not None
         try:
-            ctx.record = await ledger.change(ctx.require_record(), sending(resend))
+            if ctx.require_record().record.state != SENDING:  # else its admission wrote it SENDING
+                ctx.record = await ledger.change(ctx.require_record(), sending(resend))
         except LeaseLost as lost:
             ctx.record = lost.current
             raise Aborted(
@@ -48,12 +49,14 @@ def deliver(ledger: Ledger, reports: DeliveryReports) -> Step:
         except BaseException as exc:
             state = UNKNOWN if attempts.ambiguous or resend else FAILED
             ctx.settled = True  # from here the write runs to its end, even if this call is cancelled
-            ctx.record = await ledger.settle(ctx.record, failed(state, attempts, exc))
+            ctx.record = await ledger.settle(ctx.require_record(), failed(state, attempts, exc))
             raise  # record_message tells the caller the message_id and its state
         awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
         recallable = adapter.recallable and bool(delivery.vendor_message_id)
         ctx.settled = True
-        ctx.record = await ledger.settle(ctx.record, sent(delivery, attempts, recallable, awaits_report))
+        ctx.record = await ledger.settle(
+            ctx.require_record(), sent(delivery, attempts, recallable, awaits_report)
+        )
         if awaits_report:
             try:
                 await reports.expect(ctx.message_id)

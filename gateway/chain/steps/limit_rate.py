@@ -14,7 +14,7 @@ from typing import Any
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.errors import ResourceExhausted
-from gateway.store.rate_limits import RateLimit, RateLimiter
+from gateway.store.rate_limits import Admission, RateLimit, RateLimiter
 from gateway.telemetry import rate_limit_refusals
 from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -32,11 +32,18 @@ def limit_rate(limiter: RateLimiter) -> Step:
             quota = RateLimit(tenant.sends_per_minute, 60.0)
             limits.append((f"tenant:{tenant.name}", quota, f"tenant {tenant.name!r}"))
         if adapter.rate_limit is not None:
-            limits.append((f"account:{ctx.account_id}", adapter.rate_limit, f"account {ctx.account_id!r}"))
+            account = (f"account:{ctx.account_id}", adapter.rate_limit, f"account {ctx.account_id!r}")
+            # Asked already with the record's admission: first, so a refusal by the tenant's quota
+            # gives its slot back.
+            if ctx.rate_admission is not None:
+                limits.insert(0, account)
+            else:
+                limits.append(account)
         taken: list[tuple[str, str]] = []
         try:
             for scope, rate, who in limits:
-                taken.append((scope, await admit(limiter, scope, rate, who, ctx)))
+                first = ctx.rate_admission if scope.startswith("account:") else None
+                taken.append((scope, await admit(limiter, scope, rate, who, ctx, first=first)))
         except ResourceExhausted:
             for scope, ticket in taken:  # refused by a later limit: give the earlier slots back
                 await limiter.release(scope, ticket)
@@ -47,11 +54,19 @@ def limit_rate(limiter: RateLimiter) -> Step:
 
 
 async def admit(
-    limiter: RateLimiter, scope: str, rate: RateLimit, who: str, ctx: CallContext[pb.SendRequest]
+    limiter: RateLimiter,
+    scope: str,
+    rate: RateLimit,
+    who: str,
+    ctx: CallContext[pb.SendRequest],
+    *,
+    first: Admission | None = None,
 ) -> str:
+    """A slot of ``rate`` (``first``: the answer already had), waiting for one if the caller allows."""
     may_wait = ctx.request.options.wait_for_rate_limit
     while True:
-        admission = await limiter.acquire(scope, rate)
+        admission = first if first is not None else await limiter.acquire(scope, rate)
+        first = None
         if admission.wait <= 0:
             return admission.ticket
         wait = admission.wait

@@ -19,15 +19,17 @@ from gateway.chain.context import CallContext
 from gateway.errors import Aborted, GatewayError
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.responses import annotate_error
-from gateway.lifecycle.states import ACCEPTED, abandon, timestamp
+from gateway.lifecycle.states import ACCEPTED, SENDING, abandon, advance, timestamp
+from gateway.store.admission import Admit, SendAdmission
+from gateway.store.idempotency import Binding, Scope
+from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
-def record_message(ledger: Ledger) -> Step:
+def record_message(ledger: Ledger, admission: SendAdmission) -> Step:
     async def record_message(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
-        owner = secrets.token_hex(8)
         if ctx.resend is not None:
-            taken = await ledger.take_over(ctx.resend, owner)
+            taken = await ledger.take_over(ctx.resend, owner_of(ctx))
             if taken is None:
                 raise Aborted(
                     "a request with the same idempotency_key is being delivered; retry later",
@@ -35,8 +37,10 @@ def record_message(ledger: Ledger) -> Step:
                     metadata={"message_id": ctx.message_id},
                 )
             ctx.record = taken
-        else:
-            ctx.record = await ledger.open(new_record(ctx), owner)
+        elif ctx.record is None:  # else deduplicate admitted it with its key
+            admitted = await ledger.admit(admission, admission_request(ctx, ledger, claim=None))
+            ctx.record, ctx.rate_admission = admitted.stored, admitted.rate
+        assert ctx.record is not None
         async with ledger.hold(ctx.record):
             try:
                 return await call_next()
@@ -50,6 +54,31 @@ def record_message(ledger: Ledger) -> Step:
                 raise
 
     return record_message
+
+
+def owner_of(ctx: CallContext[pb.SendRequest]) -> str:
+    if not ctx.owner:
+        ctx.owner = secrets.token_hex(8)
+    return ctx.owner
+
+
+def admission_request(
+    ctx: CallContext[pb.SendRequest], ledger: Ledger, claim: tuple[Scope, Binding, float] | None
+) -> Admit:
+    """The record as ACCEPTED, and as SENDING when the Send has nothing left to do before its vendor
+    call once admitted (no upload of inline media, no tenant quota to take), with its account's
+    rate limit, for one admission write (gateway.store.admission)."""
+    adapter = ctx.require_adapter()
+    accepted = new_record(ctx)
+    sending = None
+    tenant = current_tenant.get()
+    quota = tenant is not None and bool(tenant.sends_per_minute)
+    if ctx.outgoing is not None and ctx.outgoing.pending_media is None and not quota:
+        sending = pb.MessageRecord()
+        sending.CopyFrom(accepted)
+        advance(sending, SENDING, "calling the vendor")
+    rate = (f"account:{ctx.account_id}", adapter.rate_limit) if adapter.rate_limit is not None else None
+    return Admit(accepted, sending, owner_of(ctx), time.time() + ledger.lease_seconds, claim=claim, rate=rate)
 
 
 def new_record(ctx: CallContext[pb.SendRequest]) -> pb.MessageRecord:
