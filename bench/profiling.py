@@ -4,7 +4,9 @@ py-spy samples the unmodified gateway process from outside (`--nonblocking`: it 
 it), so the profile is of the gateway as deployed. Where py-spy cannot attach (no ptrace), the
 gateway is run under `bench.profile_gateway` (cProfile) instead. Either way the result is
 summarised as the functions with the most samples of their own ("self") and the gateway
-functions whose calls hold the most samples ("inclusive"), plus self samples by library.
+functions whose calls hold the most samples ("inclusive"), plus self samples by library, and
+by component (`component_of`: one component per sample, so the shares add up to the whole) for
+the CPU-per-Send breakdown chart.
 """
 
 from __future__ import annotations
@@ -68,6 +70,77 @@ def concern_of(frames: list[str]) -> str:
     return "other: " + (frames[-1] if frames else "?")
 
 
+# The breakdown chart's components, in the order they are stacked.
+GRPC = "gRPC server + event loop (C: grpc core, Cython, uvloop)"
+INTERCEPTORS = "interceptors (auth, errors, ...)"
+CHAIN = "chain steps"
+REDIS = "Redis (redis-py, gateway store code)"
+VENDOR = "vendor call (aiohttp, adapters, tokens)"
+OTEL = "OpenTelemetry (spans, batch export)"
+LOGGING = "logging (access log)"
+PROTOBUF = "protobuf (Python side)"
+GATEWAY_OTHER = "other gateway code (service, handlers)"
+OTHER = "other"
+COMPONENTS = (GRPC, INTERCEPTORS, CHAIN, REDIS, VENDOR, OTEL, LOGGING, PROTOBUF, GATEWAY_OTHER, OTHER)
+UNSEEN = "not sampled (C-only threads)"  # report.UNSEEN: CPU the samples do not account for
+
+# Libraries that own everything they call: the outermost frame of one of them on a stack names
+# the sample (a span exported through grpc is OpenTelemetry's; asyncio streams under redis-py
+# are Redis's).
+_OWNING = (
+    (OTEL, ("opentelemetry/",)),
+    (LOGGING, ("logging/", "gateway/logs.py", "gateway/interceptors/access_log.py")),
+    (REDIS, ("redis/",)),
+    (VENDOR, ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/")),
+    (PROTOBUF, ("google/protobuf/",)),
+)
+# Gateway modules, for a stack with no owning library: the innermost gateway frame names it.
+_GATEWAY_MODULES = (
+    (OTEL, ("gateway/telemetry.py", "gateway/interceptors/tracing.py")),
+    (INTERCEPTORS, ("gateway/interceptors/",)),
+    (CHAIN, ("gateway/chain/",)),
+    (REDIS, ("gateway/store/", "gateway/lifecycle/")),
+    (VENDOR, ("gateway/channels/", "gateway/tokens/")),
+    (PROTOBUF, ("generated/",)),
+)
+# Frames every sample of the main thread has below the work: the entry point and the loop's run.
+_ENTRY = (
+    "(runpy.py)",
+    "(gateway/__main__.py)",
+    "(gateway/cli.py)",
+    "(asyncio/runners.py)",
+    "(bench/profile_gateway.py)",
+)
+
+
+def component_of(frames: list[str]) -> str:
+    """The component one sample's stack (short frames, outermost first) is charged to."""
+    for frame in frames:
+        for component, fragments in _OWNING:
+            if any(f"({fragment}" in frame for fragment in fragments):
+                return component
+    work = [f for f in frames if not any(f.endswith(entry) for entry in _ENTRY)]
+    for frame in reversed(work):
+        if "(gateway/" in frame:
+            for component, fragments in _GATEWAY_MODULES:
+                if any(f"({fragment}" in frame for fragment in fragments):
+                    return component
+            return GATEWAY_OTHER
+        if "(generated/" in frame:
+            return PROTOBUF
+    if any("(grpc/" in f for f in work) or not work or all("(asyncio/" in f for f in work):
+        # No Python frame of ours: grpc's Cython server and C core, protobuf's C parser and the
+        # event loop's own work (uvloop is C) all show as the loop's run or a bare grpc frame.
+        return GRPC
+    return OTHER
+
+
+def coverage(samples: int, cpu_seconds: float, rate: int = 200) -> float:
+    """Sampled seconds over the process's CPU seconds in the same run: below 1, some CPU went
+    where py-spy sees no Python thread (grpc core's C threads)."""
+    return (samples / rate) / cpu_seconds if cpu_seconds > 0 else 1.0
+
+
 def pyspy_binary() -> str | None:
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -124,6 +197,7 @@ def summarise_collapsed(path: Path) -> dict[str, Any]:
     inclusive: collections.Counter[str] = collections.Counter()
     areas: collections.Counter[str] = collections.Counter()
     concerns: collections.Counter[str] = collections.Counter()
+    components: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -139,6 +213,7 @@ def summarise_collapsed(path: Path) -> dict[str, Any]:
         for frame in set(frames):
             inclusive[frame] += count
         concerns[concern_of(frames)] += count
+        components[component_of(frames)] += count
     return {
         "tool": "py-spy",
         "samples": total,
@@ -148,6 +223,7 @@ def summarise_collapsed(path: Path) -> dict[str, Any]:
         ),
         "self_by_area": _shares(areas, total),
         "by_concern": _shares(concerns, total),
+        "by_component": _ordered(components, total),
     }
 
 
@@ -169,7 +245,22 @@ def summarise_pstats(path: Path) -> dict[str, Any]:
             collections.Counter({f: n for f, n in cumulative.items() if "(gateway/" in f}), total
         ),
         "self_by_area": _shares(_areas_of(own), total),
+        "by_component": _ordered(_components_of(own), total),
     }
+
+
+def _components_of(own: collections.Counter[str]) -> collections.Counter[str]:
+    """cProfile has no stacks: each function's own time goes to the component of its file (so a
+    library's time is its own, not its caller's; rougher than py-spy's)."""
+    components: collections.Counter[str] = collections.Counter()
+    for frame, n in own.items():
+        components[component_of([frame])] += n
+    return components
+
+
+def _ordered(counter: collections.Counter[str], total: int) -> list[list[Any]]:
+    """Shares in the chart's stacking order, the empty ones left out."""
+    return [[c, round(100 * counter[c] / total, 2)] for c in COMPONENTS if counter[c]] if total else []
 
 
 def _areas_of(own: collections.Counter[str]) -> collections.Counter[str]:
@@ -185,7 +276,10 @@ def _shares(counter: collections.Counter[str], total: int) -> list[list[Any]]:
 
 def render(summary: dict[str, Any]) -> str:
     lines = [f"profile of the gateway under load ({summary['tool']}, {summary['samples']} samples)"]
+    if "coverage" in summary:
+        lines[0] = lines[0][:-1] + f"; sampled seconds / CPU seconds = {summary['coverage']:.2f})"
     for key, title in (
+        ("by_component", "by component, as in the breakdown chart (%)"),
         ("by_concern", "where the samples go, one concern each (%)"),
         ("self_by_area", "self time by library (% of samples)"),
         ("self", "top functions by self time (%)"),

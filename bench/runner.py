@@ -25,6 +25,7 @@ N` for N = 1, 2 (bench.scaling), the queued scenario's delivery by 1 and 2 worke
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import json
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     json_path = options.results_dir / f"{stamp}.json"
     png_path = options.results_dir / f"{stamp}.png"
+    breakdown_path = options.results_dir / f"{stamp}-breakdown.png"
     ratio = document["ratios"]
     queued = document["queued"]
     report.write_json(json_path, document)
@@ -173,33 +176,27 @@ def main(argv: list[str] | None = None) -> int:
         png_path,
         rows,
         queued["delivery_median"],
+        document["processes"]["median"],
         title=f"notify-gateway bench {stamp}: medians of {options.rounds} rounds of {options.requests} "
         f"requests per scenario, concurrency {options.concurrency}, {os.cpu_count()} cores",
-        subtitle=(
-            f"gateway CPU/(A+B) = {ratio['gateway_cpu_over_floor_a_plus_b']:.2f}x (target <= 1.5)   "
-            f"gateway/floor A throughput = {ratio['gateway_throughput_over_floor_a']:.2f}x   "
-            f"gateway/Apprise throughput = {ratio['gateway_throughput_over_apprise']:.2f}x (target >= 3)   "
-            f"queued accept CPU/floor A = {ratio['queued_accept_cpu_over_floor_a']:.2f}x"
-            + (
-                f"   delivery 2/1 workers = {queued['delivery_scaling']:.2f}x"
-                if queued["delivery_median"]
-                else ""
-            )
-        ),
+        subtitle=report.headline(ratio, document["latency_concurrency_1"]),
     )
+    if document["breakdown_us_per_send"]:
+        chart.draw_breakdown(
+            breakdown_path,
+            document["breakdown_us_per_send"],
+            rows,
+            title=f"notify-gateway bench {stamp}: where a Send's CPU goes, by component "
+            f"({next(iter(document['profile'].values()))['tool']} profile, scaled to each gateway's "
+            "median CPU per Send)",
+        )
     print()
     print(report.table(rows))
     print()
-    print(
-        report.summary(
-            ratio,
-            document["ratios_min_max_over_rounds"],
-            document["targets"],
-            document["gettoken_calls"],
-            document["gateway_app_account"],
-            queued["app_account"],
-        )
-    )
+    print(report.summary(document))
+    if document["processes"]["median"]:
+        print()
+        print(report.processes_table(document["processes"]["median"], os.cpu_count() or 1))
     if queued["delivery_median"]:
         print()
         print(
@@ -217,10 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         "vendor-accepted / sent: "
         + ", ".join(f"{k} {v['accepted']}/{v['sent']}" for k, v in document["vendor_accepted"].items())
     )
-    if document.get("profile"):
+    sink = document["otlp_sink_received"]
+    print(
+        f"OTLP sink received: {sink.get('spans', 0)} spans in {sink.get('trace_requests', 0)} exports, "
+        f"{sink.get('metric_requests', 0)} metric exports"
+    )
+    if document["breakdown_us_per_send"]:
         print()
-        print(profiling.render(document["profile"]))
-    print(f"\nwrote {_shown(json_path)} and {_shown(png_path)}")
+        print(report.breakdown_table(document["breakdown_us_per_send"]))
+    if document.get("profile"):
+        for name, summary in document["profile"].items():
+            print()
+            print(f"{name}: " + profiling.render(summary))
+    written = [json_path, png_path] + ([breakdown_path] if document["breakdown_us_per_send"] else [])
+    print("\nwrote " + ", ".join(str(_shown(p)) for p in written))
     print(f"({document['total_seconds']} s in all; the targets are reported, never enforced)")
     with contextlib.suppress(OSError):
         for leftover in workdir.iterdir():
@@ -305,7 +312,9 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 rate_limit_per_minute=rate,
                 queued=queued,
             )
-            child, address = start_gateway(config, workdir / f"{config.stem}.log", name=name, processes=processes)
+            child, address = start_gateway(
+                config, workdir / f"{config.stem}.log", name=name, processes=processes
+            )
             stack.callback(child.stop)
             return GatewayUnderTest(child, address, config, accounts, keys)
 
@@ -504,20 +513,25 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         sink.send("stats")
         exported = json.loads(sink.read_line(timeout=30))
 
-    return assemble(options, stamp, fixture, rounds, vendor, profile, queued, latency, processes, sent, exported)
+    return assemble(
+        options, stamp, fixture, rounds, vendor, profile, queued, latency, processes, sent, exported
+    )
 
 
 def measure_rounds(
-    plan: list[tuple[LoadSpec, str]], rounds: int, workdir: Path, children: tuple[Child, ...]
+    plan: list[tuple[LoadSpec, str, str]],
+    rounds: int,
+    counted: Callable[[LoadSpec, str], LoadResult],
+    children: tuple[Child, ...],
 ) -> dict[str, list[Row]]:
     """Every scenario once per round, rounds one after the other, so that a burst of noise on the
     shared machine hits one round of each scenario instead of all of one scenario."""
-    measured: dict[str, list[Row]] = {spec.scenario: [] for spec, _ in plan}
+    measured: dict[str, list[Row]] = {load_spec.scenario: [] for load_spec, _, _ in plan}
     for round_number in range(1, rounds + 1):
-        for load_spec, process in plan:
+        for load_spec, process, group in plan:
             for child in children:
                 child.check_alive()
-            result = run_load(load_spec, workdir)
+            result = counted(load_spec, group)
             measured[load_spec.scenario].append(Row.of(result, process))
             print(
                 f"bench: round {round_number}/{rounds}: {load_spec.scenario}: "
@@ -529,6 +543,73 @@ def measure_rounds(
     return measured
 
 
+def measure_latency(
+    gateway_spec: LoadSpec,
+    direct_spec: LoadSpec,
+    requests: int,
+    rounds: int,
+    counted: Callable[[LoadSpec, str], LoadResult],
+) -> dict[str, Any]:
+    """Concurrency 1: gateway Sends (everything on) and the same vendor calls straight from
+    aiohttp, `requests` each per round, alternating sides, `rounds` times."""
+    sequential = {"concurrency": 1, "requests": requests, "warmup": LATENCY_WARMUP, "watch": {}}
+    measured: list[LatencyRound] = []
+    for number in range(1, rounds + 1):
+        through = counted(dataclasses.replace(gateway_spec, **sequential), GATEWAY)
+        direct = counted(dataclasses.replace(direct_spec, **sequential), FLOOR_B)
+        one = LatencyRound(
+            gateway_p50_ms=through.latency_ms["p50"],
+            gateway_p99_ms=through.latency_ms["p99"],
+            direct_p50_ms=direct.latency_ms["p50"],
+            direct_p99_ms=direct.latency_ms["p99"],
+            requests=requests,
+        )
+        measured.append(one)
+        print(
+            f"bench: latency {number}/{rounds} at concurrency 1: gateway p50 {one.gateway_p50_ms:.2f} ms "
+            f"p99 {one.gateway_p99_ms:.2f} ms, direct aiohttp p50 {one.direct_p50_ms:.2f} ms "
+            f"p99 {one.direct_p99_ms:.2f} ms ({through.errors + direct.errors} errors)",
+            flush=True,
+        )
+    return {"median": latency_median(measured), "rounds": measured}
+
+
+def measure_processes(
+    options: Options,
+    start: Callable[[int], Any],
+    load_for: Callable[[Any, int], LoadSpec],
+    counted: Callable[[LoadSpec, str], LoadResult],
+) -> dict[int, list[ProcessRun]]:
+    """`serve --processes N` for each N, all started first and left running; then `--rounds`
+    runs of each, in the order 1 2, 2 1, 1 2 so that a drift of the machine's load hits all."""
+    started = {n: start(n) for n in options.process_counts}
+    measured: dict[int, list[ProcessRun]] = {n: [] for n in options.process_counts}
+    for number in range(1, options.rounds + 1):
+        order = options.process_counts if number % 2 else list(reversed(options.process_counts))
+        for n in order:
+            target = started[n]
+            target.child.check_alive()
+            children = [pid for pid in descendants(target.child.pid)] if n > 1 else [target.child.pid]
+            load_spec = load_for(target, n)
+            load_spec = dataclasses.replace(
+                load_spec, watch={**load_spec.watch, **{f"child {pid}": pid for pid in children}}
+            )
+            result = counted(load_spec, "processes")
+            run = ProcessRun.of(n, result, [f"child {pid}" for pid in children])
+            measured[n].append(run)
+            busy = run.cores_busy
+            print(
+                f"bench: processes {number}/{options.rounds}: --processes {n}: {run.throughput_rps:.0f} req/s, "
+                f"gateway CPU {run.gateway_cpu_ms:.3f} ms/Send, cores busy: gateway {busy['gateway']:.2f}, "
+                f"load {busy['load']:.2f}, sandbox {busy['sandbox']:.2f}, machine {busy['machine']:.2f} "
+                f"({result.errors} errors)",
+                flush=True,
+            )
+    for target in started.values():
+        target.child.stop()
+    return measured
+
+
 def assemble(
     options: Options,
     stamp: str,
@@ -537,27 +618,35 @@ def assemble(
     vendor: dict[str, Any],
     profile: dict[str, Any] | None,
     queued: dict[str, Any],
+    latency: dict[str, Any] | None,
+    processes: dict[int, list[ProcessRun]],
+    sent: collections.Counter[str],
+    exported: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Row]]:
     """The results document: median rows, ratios of those, the ratios' spread over the rounds."""
     rows = [Row.median(per_round) for per_round in rounds.values()]
-    ratio = report.ratios({r.scenario: r for r in rows})
+    by_name = {r.scenario: r for r in rows}
+    process_medians = {n: ProcessRun.median(runs) for n, runs in processes.items() if runs}
+    ratio = report.ratios(by_name)
+    ratio.update(report.process_ratios(process_medians))
     per_round = [
         report.ratios({name: runs[i] for name, runs in rounds.items()}) for i in range(options.rounds)
     ]
-    spread = {key: [min(r[key] for r in per_round), max(r[key] for r in per_round)] for key in ratio}
+    spread = {key: [min(r[key] for r in per_round), max(r[key] for r in per_round)] for key in per_round[0]}
     gettoken = {name: int(n) for name, n in vendor["gettoken_calls"].items()}
     names = {
         FLOOR_B: (fixture.floor_b_dingtalk.name, fixture.floor_b_app.name),
         GATEWAY: (fixture.gateway_dingtalk.name, fixture.gateway_app.name),
+        SAMPLED: (fixture.sampled_dingtalk.name, fixture.sampled_app.name),
+        MINIMAL: (fixture.minimal_dingtalk.name, fixture.minimal_app.name),
+        "processes": (fixture.procs_dingtalk.name, fixture.procs_app.name),
         APPRISE: (fixture.apprise_dingtalk.name, fixture.apprise_wecom.name),
         QUEUED_ACCEPT: (fixture.queued_dingtalk.name, fixture.queued_app.name),
     }
     accepted = {
-        scenario: {
-            "sent": sum(r.requests for r in rounds[scenario]) + options.warmup * options.rounds,
-            "accepted": sum(vendor["accepted"].get(n, 0) for n in robots),
-        }
-        for scenario, robots in names.items()
+        group: {"sent": sent[group], "accepted": sum(vendor["accepted"].get(n, 0) for n in robots)}
+        for group, robots in names.items()
+        if sent[group]
     }
     # Queued Sends reach the vendor in the delivery phase, with those of the fills between its runs;
     # without it (--delivery-rounds 0) they wait in the queue, and there is nothing to count.
@@ -565,8 +654,9 @@ def assemble(
     if deliveries:
         accepted[QUEUED_ACCEPT]["sent"] += sum(int(f["sends"]) for f in queued["fills"])
     else:
-        del accepted[QUEUED_ACCEPT]
+        accepted.pop(QUEUED_ACCEPT, None)
     medians = {workers: DeliveryRun.median(runs) for workers, runs in deliveries.items() if runs}
+    breakdown = report.breakdown(profile, by_name) if profile else {}
     document: dict[str, Any] = {
         "timestamp": stamp,
         "settings": {
@@ -576,17 +666,28 @@ def assemble(
             "concurrency": options.concurrency,
             "max_seconds": options.max_seconds,
             "delivery_rounds": options.delivery_rounds,
+            "latency_requests": options.latency_requests,
+            "process_counts": options.process_counts,
+            "process_channels": PROCESS_CHANNELS,
+            "trace_export": "OTLP/gRPC batch exporter to bench.otlp_sink (accepts and discards)",
+            "sample_ratio_of_sampled_gateway": SAMPLE_RATIO,
+            "rate_limit_per_minute": NEVER_REFUSING_RATE_PER_MINUTE,
         },
         "machine": machine(),
         "scenarios": rows,
         "rounds": rounds,
         "ratios": ratio,
         "ratios_min_max_over_rounds": spread,
-        "targets": report.targets(ratio, gettoken, fixture.gateway_app.name),
+        "latency_concurrency_1": latency,
+        "processes": {"runs": processes, "median": process_medians},
+        "targets": report.targets(
+            ratio, latency["median"] if latency else None, gettoken, fixture.gateway_app.name
+        ),
         "gettoken_calls": gettoken,
         "gateway_app_account": fixture.gateway_app.name,
         "vendor_accepted": accepted,
         "vendor_refusals": vendor["refusals"],
+        "otlp_sink_received": exported,
         "queued": {
             "accounts": [QUEUED_DINGTALK_ACCOUNT, QUEUED_WECOM_APP_ACCOUNT],
             "app_account": fixture.queued_app.name,
@@ -601,6 +702,7 @@ def assemble(
             "drains": queued["drains"],
         },
         "profile": profile,
+        "breakdown_us_per_send": breakdown,
     }
     return document, rows
 
@@ -625,40 +727,58 @@ def run_load(spec: LoadSpec, workdir: Path) -> LoadResult:
     return load(LoadResult, completed.stdout.strip().splitlines()[-1])
 
 
-def run_profile(
-    tool: str, spec: LoadSpec, gateway: Child, config: Path, workdir: Path, stamp: str, options: Options
+def run_profiles(
+    tool: str,
+    targets: dict[str, tuple[LoadSpec, Any]],
+    workdir: Path,
+    stamp: str,
+    options: Options,
+    counted: Callable[[LoadSpec, str], LoadResult],
 ) -> dict[str, Any]:
-    """The gateway scenario once more, profiled; its timings are not reported (the profiler costs)."""
-    print(f"bench: profiling the gateway with {tool} under the gateway scenario's load", flush=True)
+    """Each gateway's scenario once more, profiled; the timings are not reported (the profiler
+    costs). py-spy attaches to the running gateways in turn; cProfile needs a gateway started
+    under it, so only the main one (everything on) is profiled that way."""
+    print(f"bench: profiling the gateways with {tool} under their scenarios' load", flush=True)
+    profiles: dict[str, Any] = {}
     if tool == "py-spy":
-        out = workdir / "pyspy.txt"
-        spy = profiling.start_pyspy(gateway.pid, out, workdir / "pyspy.log")
-        time.sleep(1.0)  # let it attach
-        if spy.poll() is not None:
-            raise RuntimeError(f"py-spy could not attach: {(workdir / 'pyspy.log').read_text()[-500:]}")
-        try:
-            run_load(spec, workdir)
-        finally:
-            profiling.stop_pyspy(spy)
-        summary = profiling.summarise_collapsed(out)
-        raw = options.results_dir / f"{stamp}-pyspy.txt"
-    else:
-        out = workdir / "gateway.pstats"
-        profiled_config = workdir / "gateway-profiled.yaml"
-        text = config.read_text()
-        listen = spec.grpc_target
-        port = free_port()
-        profiled_config.write_text(text.replace(listen, f"127.0.0.1:{port}"))
-        profiled, address = start_gateway(profiled_config, workdir / "gateway-profiled.log", cprofile_out=out)
-        try:
-            run_load(dataclasses.replace(spec, grpc_target=address, watch={}), workdir)
-        finally:
-            profiled.stop(timeout=30)
-        summary = profiling.summarise_pstats(out)
-        raw = options.results_dir / f"{stamp}-cprofile.pstats"
+        for name, (load_spec, target) in targets.items():
+            slug = name.split(":")[-1].strip().replace(" ", "-").replace("%", "pc")
+            out = workdir / f"pyspy-{slug}.txt"
+            spy = profiling.start_pyspy(target.child.pid, out, workdir / f"pyspy-{slug}.log")
+            time.sleep(1.0)  # let it attach
+            if spy.poll() is not None:
+                raise RuntimeError(
+                    f"py-spy could not attach: {(workdir / f'pyspy-{slug}.log').read_text()[-500:]}"
+                )
+            try:
+                result = counted(load_spec, name)
+            finally:
+                profiling.stop_pyspy(spy)
+            summary = profiling.summarise_collapsed(out)
+            summary["coverage"] = profiling.coverage(
+                summary["samples"], result.cpu_seconds.get("gateway", 0.0)
+            )
+            raw = options.results_dir / f"{stamp}-pyspy-{slug}.txt"
+            raw.write_bytes(out.read_bytes())
+            summary["raw"] = str(_shown(raw))
+            profiles[name] = summary
+        return profiles
+    load_spec, target = targets[GATEWAY]
+    out = workdir / "gateway.pstats"
+    profiled_config = workdir / "gateway-profiled.yaml"
+    port = free_port()
+    profiled_config.write_text(target.config.read_text().replace(target.address, f"127.0.0.1:{port}"))
+    profiled, address = start_gateway(profiled_config, workdir / "gateway-profiled.log", cprofile_out=out)
+    try:
+        counted(dataclasses.replace(load_spec, grpc_target=address, watch={}), GATEWAY)
+    finally:
+        profiled.stop(timeout=30)
+    summary = profiling.summarise_pstats(out)
+    raw = options.results_dir / f"{stamp}-cprofile.pstats"
     raw.write_bytes(out.read_bytes())
     summary["raw"] = str(_shown(raw))
-    return summary
+    profiles[GATEWAY] = summary
+    return profiles
 
 
 def machine() -> dict[str, Any]:

@@ -120,7 +120,8 @@ class ProcessRun:
             busiest_child_share=mid("busiest_child_share"),
             client_cpu_ms=mid("client_cpu_ms"),
             cores_busy={
-                name: float(statistics.median(r.cores_busy[name] for r in runs)) for name in runs[0].cores_busy
+                name: float(statistics.median(r.cores_busy[name] for r in runs))
+                for name in runs[0].cores_busy
             },
             truncated=any(r.truncated for r in runs),
         )

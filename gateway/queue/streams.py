@@ -96,14 +96,15 @@ class JobQueue:
             *fields,
         ]
         try:
-            outcome, value = await self._enqueue(keys=keys, args=args)
+            async with self._client.pipeline(transaction=False) as pipe:
+                await self._enqueue(keys=keys, args=args, client=pipe)
+                # The tenant's index is in another slot: the same round trip, not the same script;
+                # taken back below when the script wrote nothing.
+                self._records.add_to_index(pipe, record)
+                (outcome, value), *_ = await pipe.execute()
             outcome = as_text(outcome)
-            if outcome == "ok":
-                # Listing is a convenience beside the atomic part: a failure here leaves the message
-                # queued and readable by id, so it is logged by the caller, not refused.
-                async with self._client.pipeline(transaction=False) as pipe:
-                    self._records.add_to_index(pipe, record)
-                    await pipe.execute()
+            if outcome != "ok":
+                await self._records.drop_from_index(record)
         except RedisError as exc:
             raise store_unavailable("job queue", exc) from None
         if outcome == "bound":

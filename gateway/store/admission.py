@@ -167,13 +167,14 @@ class RedisSendAdmission:
             async with self._client.pipeline(transaction=False) as pipe:
                 await self._admit(keys=keys, args=args, client=pipe)
                 # The tenant's index lives in another slot: in the same round trip, not the same
-                # script. An id whose admission wrote nothing (a bound key) is skipped by listing.
+                # script; taken back below if the admission wrote nothing.
                 self._records.add_to_index(pipe, record)
                 (outcome, value, epoch), *_ = await pipe.execute()
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
         outcome = as_text(outcome)
         if outcome == "bound":
+            await self._records.drop_from_index(record)
             return Admitted(bound=decode_binding(value))
         if outcome == "exists":
             raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug

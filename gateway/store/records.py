@@ -193,6 +193,14 @@ class RedisRecordStore:
         pipe.zremrangebylex(index, "-", f"({oldest}")
         pipe.pexpire(index, int(self._retention * 1000))
 
+    async def drop_from_index(self, record: pb.MessageRecord) -> None:
+        """Takes back an id listed in the same round trip as a write that then wrote nothing (its
+        key was bound, its queue full), so refused Sends never fill the index, however many."""
+        try:
+            await self._client.zrem(self._index(record.tenant), record.message_id)
+        except RedisError as exc:
+            raise store_unavailable("message records", exc) from None
+
     @traced("HGETALL")
     async def get(self, message_id: str) -> StoredRecord | None:
         try:
