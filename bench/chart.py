@@ -48,7 +48,7 @@ def _colour(row: Row) -> str:
 
 
 def _short(row: Row) -> str:
-    return row.scenario.replace(" (", "\n(")
+    return row.scenario.replace(" (", "\n(").replace(": ", ":\n")
 
 
 def draw(
@@ -56,17 +56,23 @@ def draw(
     rows: list[Row],
     deliveries: dict[int, DeliveryRun],
     processes: dict[int, ProcessRun],
+    latency_c1: dict[str, float] | None,
     title: str,
     subtitle: str,
 ) -> None:
+    """Top row: the scenarios side by side; bottom row: latency at concurrency 1, processes and
+    queued delivery, the phases that ran."""
     labels = [_short(r) for r in rows]
     colours = [_colour(r) for r in rows]
     positions = list(range(len(rows)))
-    panels = 3 + bool(processes) + bool(deliveries)
-    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 5.6))
-    throughput, latency, cpu = axes[:3]
-    figure.suptitle(title, fontsize=12)
-    figure.text(0.5, 0.915, subtitle, ha="center", fontsize=8.5, color="#444444", wrap=True)
+    phases = [
+        p for p in (latency_c1 and "latency", processes and "processes", deliveries and "delivery") if p
+    ]
+    figure, grid = plt.subplots(2 if phases else 1, 3, figsize=(21, 12 if phases else 6), squeeze=False)
+    throughput, latency, cpu = grid[0]
+    axes = list(grid[0])
+    figure.suptitle(title, fontsize=13)
+    figure.text(0.5, 0.955 if phases else 0.915, subtitle, ha="center", fontsize=9, color="#444444")
 
     bars = throughput.bar(positions, [r.throughput_rps for r in rows], color=colours)
     throughput.bar_label(bars, fmt="%.0f", fontsize=8)
@@ -97,6 +103,7 @@ def draw(
                 + (" (everything on)" if ratio == CPU_TARGET else " (sampling 10%)"),
             )
         cpu.legend(fontsize=8, loc="upper left")
+        cpu.set_ylim(0, max(r.server_cpu_ms for r in rows) * 1.35)  # room for the legend
     cpu.set_title("server CPU ms per message [measured process] (lower is better)", fontsize=10)
 
     cpu.set_xticks(
@@ -104,16 +111,23 @@ def draw(
     )
     for axis in (throughput, latency):
         axis.set_xticks(positions, labels)
-    extra = list(axes[3:])
-    if processes:
-        _processes_panel(extra.pop(0), processes)
-    if deliveries:
-        _delivery_panel(extra.pop(0), deliveries)
+    if phases:
+        bottom = list(grid[1])
+        for axis in bottom[len(phases) :]:
+            axis.set_visible(False)
+        for axis, phase in zip(bottom, phases, strict=False):
+            axes.append(axis)
+            if phase == "latency" and latency_c1:
+                _latency_panel(axis, latency_c1)
+            elif phase == "processes":
+                _processes_panel(axis, processes)
+            else:
+                _delivery_panel(axis, deliveries)
     for axis in axes:
         axis.tick_params(axis="x", labelsize=8)
         axis.grid(axis="y", alpha=0.3)
         axis.set_axisbelow(True)
-    figure.tight_layout(rect=(0, 0, 1, 0.91))
+    figure.tight_layout(rect=(0, 0, 1, 0.94 if phases else 0.91))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -134,6 +148,27 @@ def _delivery_panel(axis: Axes, deliveries: dict[int, DeliveryRun]) -> None:
     axis.set_xticks(range(len(counts)), [f"{n} worker\nprocess{'es' if n > 1 else ''}" for n in counts])
     axis.set_title("queued: messages delivered per second", fontsize=10)
     axis.margins(y=0.25)
+
+
+def _latency_panel(axis: Axes, m: dict[str, float]) -> None:
+    """Concurrency 1: gateway Send and direct aiohttp call, p50 and p99, and the difference."""
+    width = 0.38
+    sides = (
+        ("gateway Send\n(everything on)", "gateway", _COLOURS["gateway"]),
+        ("direct aiohttp\ncall", "direct", _COLOURS["floor"]),
+    )
+    for x, (_, key, colour) in enumerate(sides):
+        p50 = axis.bar(x - width / 2, m[f"{key}_p50_ms"], width, color=colour)
+        p99 = axis.bar(x + width / 2, m[f"{key}_p99_ms"], width, color=colour, alpha=0.5)
+        axis.bar_label(p50, fmt="p50 %.2f", fontsize=8)
+        axis.bar_label(p99, fmt="p99 %.2f", fontsize=8)
+    axis.set_xticks(range(len(sides)), [label for label, _, _ in sides])
+    axis.set_title(
+        f"latency at concurrency 1 (ms): added p50 {m['added_p50_ms']:.2f} (target <= 1), "
+        f"p99 {m['added_p99_ms']:.2f}",
+        fontsize=10,
+    )
+    axis.margins(y=0.15)
 
 
 def _processes_panel(axis: Axes, processes: dict[int, ProcessRun]) -> None:
@@ -160,10 +195,11 @@ def draw_breakdown(
 ) -> None:
     """One horizontal stacked bar per profiled gateway: µs of CPU per Send by component, with the
     floors (A + B) and the targets drawn across, and each segment labelled when it is wide enough."""
-    from bench.profiling import COMPONENTS, UNSEEN
+    from bench.profiling import COMPONENTS
 
     names = list(breakdown_us)
-    components = [c for c in (*COMPONENTS, UNSEEN) if any(c in parts for parts in breakdown_us.values())]
+    components = [c for c in COMPONENTS if any(c in parts for parts in breakdown_us.values())]
+    components += [c for parts in breakdown_us.values() for c in parts if c not in components]
     palette = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
     colours = {c: palette[i % len(palette)] for i, c in enumerate(components)}
     figure, axis = plt.subplots(figsize=(13, 1.6 + 1.1 * len(names)))
@@ -194,22 +230,25 @@ def draw_breakdown(
     by_name = {r.scenario: r for r in rows}
     if FLOOR_A in by_name and FLOOR_B in by_name:
         floor = (by_name[FLOOR_A].server_cpu_ms + by_name[FLOOR_B].server_cpu_ms) * 1000
+        on_top = axis.get_xaxis_transform()  # x in data, y in axes fraction: labels above the plot
         axis.axvline(floor, color="#444444", linestyle=":", linewidth=1.2)
-        axis.text(floor, -0.55, f"floors A+B\n{floor:.0f} µs", ha="center", va="top", fontsize=8)
+        axis.text(
+            floor, 1.01, f"floors A+B\n{floor:.0f} µs", ha="center", va="bottom", fontsize=8, transform=on_top
+        )
         for ratio, style in ((SAMPLED_CPU_TARGET, "-."), (CPU_TARGET, "--")):
             axis.axvline(floor * ratio, color="#c62828", linestyle=style, linewidth=1)
             axis.text(
                 floor * ratio,
-                -0.55,
-                f"{ratio}x\n{floor * ratio:.0f}",
+                1.01,
+                f"target {ratio}x\n{floor * ratio:.0f} µs",
                 ha="center",
-                va="top",
+                va="bottom",
                 fontsize=8,
                 color="#c62828",
+                transform=on_top,
             )
     axis.set_yticks(range(len(names)), [n.replace(": ", ":\n") for n in names])
-    axis.invert_yaxis()
-    axis.set_ylim(len(names) - 0.4, -1.0)
+    axis.set_ylim(len(names) - 0.5, -0.5)  # top to bottom, as listed
     axis.set_xlabel("CPU µs per Send (gateway process)")
     axis.set_xlim(0, longest * 1.12)
     axis.grid(axis="x", alpha=0.3)
@@ -217,7 +256,7 @@ def draw_breakdown(
     axis.legend(
         loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.12 / len(names)), ncol=3, fontsize=8, frameon=False
     )
-    axis.set_title(title, fontsize=10)
+    axis.set_title(title, fontsize=10, pad=34)
     figure.tight_layout()
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)

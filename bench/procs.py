@@ -41,7 +41,7 @@ def tree_cpu_seconds(pid: int) -> float:
     """`cpu_seconds` of a process and of all its living descendants (`serve --processes N`: the
     parent supervises, the children serve). A child that died is not counted; the bench checks
     that none did."""
-    return sum(_cpu_or_zero(p) for p in descendants(pid) + [pid])
+    return sum(_cpu_or_zero(p) for p in [*descendants(pid), pid])
 
 
 def _cpu_or_zero(pid: int) -> float:

@@ -82,14 +82,13 @@ PROTOBUF = "protobuf (Python side)"
 GATEWAY_OTHER = "other gateway code (service, handlers)"
 OTHER = "other"
 COMPONENTS = (GRPC, INTERCEPTORS, CHAIN, REDIS, VENDOR, OTEL, LOGGING, PROTOBUF, GATEWAY_OTHER, OTHER)
-UNSEEN = "not sampled (C-only threads)"  # report.UNSEEN: CPU the samples do not account for
 
 # Libraries that own everything they call: the outermost frame of one of them on a stack names
 # the sample (a span exported through grpc is OpenTelemetry's; asyncio streams under redis-py
 # are Redis's).
 _OWNING = (
     (OTEL, ("opentelemetry/",)),
-    (LOGGING, ("logging/", "gateway/logs.py", "gateway/interceptors/access_log.py")),
+    (LOGGING, ("logging/", "gateway/logs.py")),
     (REDIS, ("redis/",)),
     (VENDOR, ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/")),
     (PROTOBUF, ("google/protobuf/",)),
@@ -97,7 +96,8 @@ _OWNING = (
 # Gateway modules, for a stack with no owning library: the innermost gateway frame names it.
 _GATEWAY_MODULES = (
     (OTEL, ("gateway/telemetry.py", "gateway/interceptors/tracing.py")),
-    (INTERCEPTORS, ("gateway/interceptors/",)),
+    (LOGGING, ("gateway/interceptors/access_log.py", "gateway/redaction.py")),
+    (INTERCEPTORS, ("gateway/interceptors/", "gateway/tenants.py")),
     (CHAIN, ("gateway/chain/",)),
     (REDIS, ("gateway/store/", "gateway/lifecycle/")),
     (VENDOR, ("gateway/channels/", "gateway/tokens/")),
@@ -105,12 +105,14 @@ _GATEWAY_MODULES = (
 )
 # Frames every sample of the main thread has below the work: the entry point and the loop's run.
 _ENTRY = (
+    "(<frozen runpy>)",
     "(runpy.py)",
     "(gateway/__main__.py)",
     "(gateway/cli.py)",
     "(asyncio/runners.py)",
     "(bench/profile_gateway.py)",
 )
+_THREAD_ENTRY = ("(threading.py)",)
 
 
 def component_of(frames: list[str]) -> str:
@@ -128,16 +130,23 @@ def component_of(frames: list[str]) -> str:
             return GATEWAY_OTHER
         if "(generated/" in frame:
             return PROTOBUF
-    if any("(grpc/" in f for f in work) or not work or all("(asyncio/" in f for f in work):
+    if (
+        not work
+        or any("(grpc/" in f for f in work)
+        or all("(asyncio/" in f for f in work)
+        or all(f.endswith(_THREAD_ENTRY) for f in work)
+    ):
         # No Python frame of ours: grpc's Cython server and C core, protobuf's C parser and the
-        # event loop's own work (uvloop is C) all show as the loop's run or a bare grpc frame.
+        # event loop's own work (uvloop is C) show as the loop's run, a bare grpc frame, or a
+        # thread whose target is C (grpc.aio's poller).
         return GRPC
     return OTHER
 
 
 def coverage(samples: int, cpu_seconds: float, rate: int = 200) -> float:
-    """Sampled seconds over the process's CPU seconds in the same run: below 1, some CPU went
-    where py-spy sees no Python thread (grpc core's C threads)."""
+    """Sampled seconds over the process's CPU seconds in its measured phase, a sanity check kept
+    in the JSON: py-spy also samples the warm-up, so it runs above 1; far below 1 would mean CPU
+    in threads py-spy cannot see (grpc core's C threads)."""
     return (samples / rate) / cpu_seconds if cpu_seconds > 0 else 1.0
 
 

@@ -10,8 +10,9 @@
 - queued: accept: the queued gateway process, with no workers in it and none running anywhere, so
   it is the cost of accepting a queued Send (checks, record and job written to Redis), nothing else.
 
-So gateway CPU / (A + B) (issue 15's "ratio to the floors") says how much the gateway spends per Send over the least any Python
-service spends to take a gRPC call and make one vendor call; 1.0 would be no overhead at all.
+So gateway CPU / (A + B) (issue 15's "ratio to the floors") says how much the gateway spends
+per Send over the least any Python service spends to take a gRPC call and make one vendor call;
+1.0 would be no overhead at all.
 And queued accept CPU / A says what accepting costs over merely taking the gRPC call.
 
 The queued scenario's delivery phase (bench.delivery) has a table of its own: its unit is a
@@ -27,8 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bench.spec import LoadResult
-
-UNSEEN: Final = "not sampled (C-only threads)"  # as bench.profiling.UNSEEN
 
 if TYPE_CHECKING:
     from bench.delivery import DeliveryRun
@@ -247,12 +246,14 @@ def headline(ratio: dict[str, float], latency: dict[str, Any] | None) -> str:
             f"sampling 10%: {ratio['sampled_cpu_over_floor_a_plus_b']:.2f}x (<= {SAMPLED_CPU_TARGET})"
         )
     parts.append(
-        f"throughput/Apprise {ratio['gateway_throughput_over_apprise']:.2f}x (>= {THROUGHPUT_TARGET}, later {THROUGHPUT_GOAL})"
+        f"throughput/Apprise {ratio['gateway_throughput_over_apprise']:.2f}x "
+        f"(>= {THROUGHPUT_TARGET}, later {THROUGHPUT_GOAL})"
     )
     if latency:
         m = latency["median"]
         parts.append(
-            f"added latency c=1: p50 {m['added_p50_ms']:.2f} ms (<= {LATENCY_TARGET_MS}), p99 {m['added_p99_ms']:.2f} ms"
+            f"added latency c=1: p50 {m['added_p50_ms']:.2f} ms (<= {LATENCY_TARGET_MS}), "
+            f"p99 {m['added_p99_ms']:.2f} ms"
         )
     for key, value in ratio.items():
         if key.startswith("processes_") and key.endswith("_throughput_over_1"):
@@ -308,7 +309,8 @@ def summary(document: dict[str, Any]) -> str:
         if name.startswith("processes_"):
             n = name.split("_")[1]
             lines.append(
-                f"  CPU per Send, {n} processes / 1 process:  {ratio[f'processes_{n}_cpu_per_send_over_1']:.2f}x   "
+                f"  CPU per Send, {n} processes / 1 process:  "
+                f"{ratio[f'processes_{n}_cpu_per_send_over_1']:.2f}x   "
                 f"{target(name)}; throughput {n}/1: {ratio[f'processes_{n}_throughput_over_1']:.2f}x "
                 "(see the processes table for what bounds it)"
             )
@@ -325,8 +327,9 @@ def summary(document: dict[str, Any]) -> str:
     lines.append("other ratios:")
     if "minimal_cpu_over_floor_a_plus_b" in ratio:
         lines.append(
-            f"  CPU per Send, minimal (no key, no limit, no export) / (A + B): {value('minimal_cpu_over_floor_a_plus_b')}"
-            f"; everything on / minimal: {_div(rows[GATEWAY].server_cpu_ms, rows[MINIMAL].server_cpu_ms):.2f}x"
+            "  CPU per Send, minimal (no key, no limit, no export) / (A + B): "
+            f"{value('minimal_cpu_over_floor_a_plus_b')}; everything on / minimal: "
+            f"{_div(rows[GATEWAY].server_cpu_ms, rows[MINIMAL].server_cpu_ms):.2f}x"
         )
     lines += [
         f"  gateway throughput / floor A throughput:  {value('gateway_throughput_over_floor_a')}",
@@ -388,20 +391,14 @@ def breakdown(profiles: dict[str, Any], rows: dict[str, Row]) -> dict[str, dict[
             continue
         shares = dict(summary["by_component"])
         total = sum(shares.values())
-        # py-spy sees Python threads only: the CPU its samples do not account for (grpc core's C
-        # threads) is shown as such rather than spread over the components.
-        seen = min(1.0, summary.get("coverage", 1.0))
-        per_send = row.server_cpu_ms * 1000
-        out[name] = {c: per_send * seen * share / total for c, share in shares.items()}
-        if seen < 1.0:
-            out[name][UNSEEN] = per_send * (1.0 - seen)
+        out[name] = {c: row.server_cpu_ms * 1000 * share / total for c, share in shares.items()}
     return out
 
 
 def breakdown_table(breakdown_us: dict[str, dict[str, float]]) -> str:
     names = list(breakdown_us)
     components = list(dict.fromkeys(c for parts in breakdown_us.values() for c in parts))
-    width = max(len(c) for c in components + ["total"])
+    width = max(len(c) for c in [*components, "total"])
     lines = [
         "CPU per Send by component, µs (profile shares x the gateway's median CPU per Send):",
         f"  {'':<{width}} " + " ".join(f"{n.replace('gateway: ', ''):>15}" for n in names),

@@ -105,7 +105,7 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--delivery-rounds",
         type=int,
-        default=2,
+        default=3,
         help="queued delivery: runs with 1 and with 2 worker processes, each emptying a queue of "
         "--requests accepted Sends (0: skip the delivery phase)",
     )
@@ -126,6 +126,8 @@ def parse(argv: list[str] | None) -> Options:
     )
     parser.add_argument(
         "--profile",
+        nargs="?",
+        const="auto",
         default="auto",
         choices=("auto", "py-spy", "cprofile", "none"),
         help="afterwards, profile the gateways under the same load for the CPU breakdown chart "
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         rows,
         queued["delivery_median"],
         document["processes"]["median"],
+        (document["latency_concurrency_1"] or {}).get("median"),
         title=f"notify-gateway bench {stamp}: medians of {options.rounds} rounds of {options.requests} "
         f"requests per scenario, concurrency {options.concurrency}, {os.cpu_count()} cores",
         subtitle=report.headline(ratio, document["latency_concurrency_1"]),
@@ -222,10 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if document["breakdown_us_per_send"]:
         print()
         print(report.breakdown_table(document["breakdown_us_per_send"]))
-    if document.get("profile"):
-        for name, summary in document["profile"].items():
-            print()
-            print(f"{name}: " + profiling.render(summary))
+    if document.get("profile") and GATEWAY in document["profile"]:
+        print()  # the other gateways' profiles are in the JSON and the breakdown above
+        print(f"{GATEWAY}: " + profiling.render(document["profile"][GATEWAY]))
     written = [json_path, png_path] + ([breakdown_path] if document["breakdown_us_per_send"] else [])
     print("\nwrote " + ", ".join(str(_shown(p)) for p in written))
     print(f"({document['total_seconds']} s in all; the targets are reported, never enforced)")
@@ -358,7 +360,8 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         )
         print(
             f"bench: sandbox {sandbox_url} (pid {sandbox.pid}), echo 127.0.0.1:{echo_port} (pid {echo.pid}), "
-            f"OTLP sink 127.0.0.1:{sink_port} (pid {sink.pid}), gateway {full.address} (pid {full.child.pid}), "
+            f"OTLP sink 127.0.0.1:{sink_port} (pid {sink.pid}), "
+            f"gateway {full.address} (pid {full.child.pid}), "
             f"sampled {sampled.address} (pid {sampled.child.pid}), minimal {minimal.address} "
             f"(pid {minimal.child.pid}), queued gateway {queued_gw.address} (pid {queued_gw.child.pid}, "
             f"no workers), Redis {redis_where}",
@@ -552,11 +555,16 @@ def measure_latency(
 ) -> dict[str, Any]:
     """Concurrency 1: gateway Sends (everything on) and the same vendor calls straight from
     aiohttp, `requests` each per round, alternating sides, `rounds` times."""
-    sequential = {"concurrency": 1, "requests": requests, "warmup": LATENCY_WARMUP, "watch": {}}
+
+    def sequential(load_spec: LoadSpec) -> LoadSpec:
+        return dataclasses.replace(
+            load_spec, concurrency=1, requests=requests, warmup=LATENCY_WARMUP, watch={}
+        )
+
     measured: list[LatencyRound] = []
     for number in range(1, rounds + 1):
-        through = counted(dataclasses.replace(gateway_spec, **sequential), GATEWAY)
-        direct = counted(dataclasses.replace(direct_spec, **sequential), FLOOR_B)
+        through = counted(sequential(gateway_spec), GATEWAY)
+        direct = counted(sequential(direct_spec), FLOOR_B)
         one = LatencyRound(
             gateway_p50_ms=through.latency_ms["p50"],
             gateway_p99_ms=through.latency_ms["p99"],
@@ -599,7 +607,8 @@ def measure_processes(
             measured[n].append(run)
             busy = run.cores_busy
             print(
-                f"bench: processes {number}/{options.rounds}: --processes {n}: {run.throughput_rps:.0f} req/s, "
+                f"bench: processes {number}/{options.rounds}: --processes {n}: "
+                f"{run.throughput_rps:.0f} req/s, "
                 f"gateway CPU {run.gateway_cpu_ms:.3f} ms/Send, cores busy: gateway {busy['gateway']:.2f}, "
                 f"load {busy['load']:.2f}, sandbox {busy['sandbox']:.2f}, machine {busy['machine']:.2f} "
                 f"({result.errors} errors)",

@@ -96,17 +96,12 @@ class JobQueue:
             *fields,
         ]
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                await self._enqueue(keys=keys, args=args, client=pipe)
-                # The tenant's index is in another slot: the same round trip, not the same script;
-                # taken back below when the script wrote nothing.
-                self._records.add_to_index(pipe, record)
-                (outcome, value), *_ = await pipe.execute()
-            outcome = as_text(outcome)
-            if outcome != "ok":
-                await self._records.drop_from_index(record)
+            outcome, value = await self._records.write_listed(
+                self._enqueue, keys, args, record, lambda reply: as_text(reply[0]) == "ok"
+            )
         except RedisError as exc:
             raise store_unavailable("job queue", exc) from None
+        outcome = as_text(outcome)
         if outcome == "bound":
             return Enqueued("bound", binding=decode_binding(value))
         if outcome == "full":

@@ -164,17 +164,13 @@ class RedisSendAdmission:
             *rate_args,
         ]
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                await self._admit(keys=keys, args=args, client=pipe)
-                # The tenant's index lives in another slot: in the same round trip, not the same
-                # script; taken back below if the admission wrote nothing.
-                self._records.add_to_index(pipe, record)
-                (outcome, value, epoch), *_ = await pipe.execute()
+            outcome, value, epoch = await self._records.write_listed(
+                self._admit, keys, args, record, lambda reply: as_text(reply[0]) in ("accepted", "sending")
+            )
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
         outcome = as_text(outcome)
         if outcome == "bound":
-            await self._records.drop_from_index(record)
             return Admitted(bound=decode_binding(value))
         if outcome == "exists":
             raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from gateway.ids import id_slot_tag, min_id_at
@@ -175,15 +176,32 @@ class RedisRecordStore:
             if stored.version:
                 written = await self._put(keys=[self._key(record.message_id)], args=args)
             else:  # a new record also enters its tenant's index
-                async with self._client.pipeline(transaction=False) as pipe:
-                    await self._put(keys=[self._key(record.message_id)], args=args, client=pipe)
-                    self.add_to_index(pipe, record)
-                    written, *_ = await pipe.execute()
+                key = self._key(record.message_id)
+                written = await self.write_listed(self._put, [key], args, record, lambda reply: bool(reply))
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
         if written:
             stored.version += 1
         return bool(written)
+
+    async def write_listed(
+        self, script: AsyncScript, keys: list[str], args: list[Any], record: pb.MessageRecord,
+        wrote: Callable[[Any], bool],
+    ) -> Any:  # fmt: skip
+        """Runs a script that writes ``record`` new, and lists it for its tenant, in one round trip.
+
+        The index is in another hash slot than the record, so it cannot be in the script: it rides
+        in the same pipeline, and is taken back when ``wrote(reply)`` says the script wrote nothing
+        (a key already bound, a full queue), so refused Sends never fill the index, however many.
+        RedisError is the caller's to map.
+        """
+        async with self._client.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            self.add_to_index(pipe, record)
+            reply, *_ = await pipe.execute()
+        if not wrote(reply):
+            await self._client.zrem(self._index(record.tenant), record.message_id)
+        return reply
 
     def add_to_index(self, pipe: Pipeline, record: pb.MessageRecord) -> None:
         """Queues the commands that list ``record`` for its tenant; the index forgets ids past retention."""
@@ -192,14 +210,6 @@ class RedisRecordStore:
         pipe.zadd(index, {record.message_id: 0})
         pipe.zremrangebylex(index, "-", f"({oldest}")
         pipe.pexpire(index, int(self._retention * 1000))
-
-    async def drop_from_index(self, record: pb.MessageRecord) -> None:
-        """Takes back an id listed in the same round trip as a write that then wrote nothing (its
-        key was bound, its queue full), so refused Sends never fill the index, however many."""
-        try:
-            await self._client.zrem(self._index(record.tenant), record.message_id)
-        except RedisError as exc:
-            raise store_unavailable("message records", exc) from None
 
     @traced("HGETALL")
     async def get(self, message_id: str) -> StoredRecord | None:

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from importlib import resources
 
 import pytest
 
-from gateway.config import EXAMPLE_CONFIG, parse_config
-from gateway.sandbox import SandboxServer, SandboxState
-from gateway.sandbox.seed import seed_from_accounts
-from gateway.server import GatewayServer
+from tests.e2e.test_readme_examples import example_server
 from tests.gateway_process import REPO
 
 README = REPO / "README.md"
@@ -37,21 +32,9 @@ def examples() -> dict[str, str]:
 
 @pytest.fixture
 async def http_address() -> AsyncIterator[str]:
-    """The gateway `make run` starts (example config, sandbox seeded from it), on free ports."""
-    text = resources.files("gateway").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
-    state = SandboxState()
-    async with SandboxServer(state) as sandbox:
-        environ = {
-            **os.environ,
-            "NOTIFY_SANDBOX_URL": sandbox.url,
-            "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0",
-            "NOTIFY_HTTP_LISTEN": "127.0.0.1:0",
-        }
-        config = parse_config(text, source=EXAMPLE_CONFIG, environ=environ)
-        seed_from_accounts(state, config.accounts)
-        async with GatewayServer(config) as server:
-            assert server.http is not None, "the example config serves HTTP"
-            yield server.http.address
+    async with example_server() as server:
+        assert server.http is not None, "the example config serves HTTP"
+        yield server.http.address
 
 
 async def run_example(name: str, address: str, message_id: str = README_MESSAGE_ID) -> str:

@@ -9,6 +9,7 @@ here. (The Node blocks run in clients/node/test/readme.test.js.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sys
@@ -34,9 +35,10 @@ def examples(readme: Path = README) -> dict[str, str]:
     return dict(_EXAMPLE.findall(readme.read_text(encoding="utf-8")))
 
 
-@pytest.fixture
-async def example_gateway() -> AsyncIterator[str]:
-    """The gateway `make run` starts (example config, sandbox seeded from it), on free ports."""
+@contextlib.asynccontextmanager
+async def example_server(**environment: str) -> AsyncIterator[GatewayServer]:
+    """The gateway `make run` starts (example config, sandbox seeded from it), on free ports;
+    ``environment`` sets more of the config's ${VAR}s."""
     text = resources.files("gateway").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
     state = SandboxState()
     async with SandboxServer(state) as sandbox:
@@ -45,31 +47,25 @@ async def example_gateway() -> AsyncIterator[str]:
             "NOTIFY_SANDBOX_URL": sandbox.url,
             "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0",
             "NOTIFY_HTTP_LISTEN": "127.0.0.1:0",
+            **environment,
         }
         config = parse_config(text, source=EXAMPLE_CONFIG, environ=environ)
         seed_from_accounts(state, config.accounts)
         async with GatewayServer(config) as server:
-            yield server.address
+            yield server
+
+
+@pytest.fixture
+async def example_gateway() -> AsyncIterator[str]:
+    async with example_server() as server:
+        yield server.address
 
 
 @pytest.fixture
 async def example_gateway_on_redis(redis_url: str, namespace: str) -> AsyncIterator[str]:
     """The same, with the token store on Redis (NOTIFY_TOKEN_STORE), as queued delivery needs."""
-    text = resources.files("gateway").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
-    state = SandboxState()
-    async with SandboxServer(state) as sandbox:
-        environ = {
-            **os.environ,
-            "NOTIFY_SANDBOX_URL": sandbox.url,
-            "NOTIFY_GATEWAY_LISTEN": "127.0.0.1:0",
-            "NOTIFY_HTTP_LISTEN": "127.0.0.1:0",
-            "NOTIFY_TOKEN_STORE": redis_url,
-            "NOTIFY_KEY_NAMESPACE": namespace,
-        }
-        config = parse_config(text, source=EXAMPLE_CONFIG, environ=environ)
-        seed_from_accounts(state, config.accounts)
-        async with GatewayServer(config) as server:
-            yield server.address
+    async with example_server(NOTIFY_TOKEN_STORE=redis_url, NOTIFY_KEY_NAMESPACE=namespace) as server:
+        yield server.address
 
 
 async def run_example(name: str, address: str, cwd: Path = REPO, readme: Path = README) -> str:
