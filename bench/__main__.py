@@ -1,4 +1,4 @@
-"""`python -m bench`: runs the four scenarios once and writes bench/results/<timestamp>.{json,png}."""
+"""`python -m bench`: runs the scenarios and phases once (bench/README.md) and writes bench/results/."""
 
 import sys
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.ids import id_slot_tag, min_id_at
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
@@ -195,10 +195,19 @@ class RedisRecordStore:
         (a key already bound, a full queue), so refused Sends never fill the index, however many.
         RedisError is the caller's to map.
         """
-        async with self._client.pipeline(transaction=False) as pipe:
-            await script(keys=keys, args=args, client=pipe)
-            self.add_to_index(pipe, record)
-            reply, *_ = await pipe.execute()
+        for attempt in range(2):
+            # EVALSHA by hand: redis-py's scripts in a pipeline first ask SCRIPT EXISTS, one more
+            # round trip on every call; NOSCRIPT (a Redis that restarted) loads it, once.
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                self.add_to_index(pipe, record)
+                try:
+                    reply, *_ = await pipe.execute()
+                    break
+                except NoScriptError:
+                    if attempt:
+                        raise
+                    await self._client.script_load(script.script)
         if not wrote(reply):
             await self._client.zrem(self._index(record.tenant), record.message_id)
         return reply
