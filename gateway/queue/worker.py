@@ -17,7 +17,6 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import secrets
 import socket
 import time
@@ -36,19 +35,15 @@ from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Outgoing
 from gateway.config import QueueSettings
 from gateway.errors import (
-    DeadlineExceeded,
-    GatewayError,
-    ResourceExhausted,
     Unavailable,
-    VendorError,
-    VendorOutcome,
 )
 from gateway.lifecycle.ledger import Ledger, Mutation, busy
-from gateway.lifecycle.outcomes import failed, retry_later, sending, sent
+from gateway.lifecycle.outcomes import sending, sent
 from gateway.lifecycle.reports import DeliveryReports
-from gateway.lifecycle.states import ACCEPTED, SENDING, UNKNOWN, advance, state_name
+from gateway.lifecycle.states import SENDING, UNKNOWN, state_name
 from gateway.queue.jobs import Job
 from gateway.queue.metrics import accept_to_final, queue_deliveries, record_backlogs
+from gateway.queue.retries import RetryPolicy, deliverable, unknown
 from gateway.queue.streams import JobQueue
 from gateway.store.media_cache import MediaCache
 from gateway.store.rate_limits import RateLimiter
@@ -61,7 +56,6 @@ T = TypeVar("T")
 
 READ_BLOCK_MS = 800  # below the Redis client's socket timeout (1 s), so a blocked read never times out
 BACKLOG_EVERY = 5.0  # seconds between reads of each queue's depth and age, for the gauges
-_RETRY_OUTCOMES = frozenset({VendorOutcome.RETRY, VendorOutcome.RATE_LIMITED, VendorOutcome.TOKEN_INVALID})
 
 
 class Worker:
@@ -82,6 +76,7 @@ class Worker:
         self.queue, self.ledger, self.accounts = queue, ledger, accounts
         self.limiter, self.reports, self.settings = limiter, reports, settings
         self.consumer = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.policy = RetryPolicy(settings)
         self._upload = upload_inline_media(media_cache)
         self._idle_ms = int(settings.visibility_timeout_seconds * 1000)
         self._stopping = asyncio.Event()
@@ -167,7 +162,7 @@ class Worker:
     async def _start_next(self, account: str, adapter: ChannelAdapter, waiting: deque[Job]) -> None:
         job = waiting[0]
         stored = await self.ledger.get(job.message_id)
-        if not _deliverable(stored, adapter):
+        if not deliverable(stored, adapter):
             waiting.popleft()
             await self._done_with(account, job, stored)
             return
@@ -189,7 +184,7 @@ class Worker:
         if stored is not None and stored.record.state == UNKNOWN and not stored.record.final:
             # A resend was planned and its expiry came first: the message stays UNKNOWN, for good.
             stored = await self.ledger.change(
-                stored, _unknown(AttemptLog(), "past its expire_after", final=True)
+                stored, unknown(AttemptLog(), "past its expire_after", final=True)
             )
         if stored is None or not busy(stored):  # done, or its record is gone: nothing to deliver
             await self.queue.finish(account, job.entry_id)
@@ -239,7 +234,7 @@ class Worker:
         while True:
             stored = first or await self._store_call(lambda: self.ledger.get(job.message_id))
             first = None
-            if not _deliverable(stored, adapter):
+            if not deliverable(stored, adapter):
                 if ticket:
                     await self.limiter.release(f"account:{account}", ticket)
                 await self._store_call(functools.partial(self._done_with, account, job, stored))
@@ -309,7 +304,10 @@ class Worker:
                     ctx.record = await self.ledger.change(ctx.require_record(), sending(resend))
                 delivery = await adapter.deliver(ctx.outgoing, deadline=ctx.deadline, attempts=attempts)
             except BaseException as exc:
-                mutate, retry_in = self._after_failure(adapter, exc, attempts, expires, tries, ctx, resend)
+                state = ctx.require_record().record.state
+                mutate, retry_in = self.policy.after_failure(
+                    adapter, exc, attempts, state=state, expires=expires, tries=tries, resend=resend
+                )
                 final = await self._settle(ctx, mutate)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
@@ -321,45 +319,6 @@ class Worker:
             with contextlib.suppress(Unavailable):  # the message is out; only its report is lost
                 await self.reports.expect(job.message_id)
         return None
-
-    def _after_failure(
-        self,
-        adapter: ChannelAdapter,
-        exc: BaseException,
-        attempts: AttemptLog,
-        expires: float,
-        tries: int,
-        ctx: CallContext[pb.SendRequest],
-        resend: bool,
-    ) -> tuple[Mutation, float]:
-        """The record change a failed try ends with, and when to try again if it is not final."""
-        why = exc.message if isinstance(exc, GatewayError) else "the worker stopped during the delivery"
-        record = ctx.require_record().record
-        if record.state == ACCEPTED:  # nothing was sent (preparing or uploading failed)
-            attempts = AttemptLog()
-        delay = self._backoff(tries, exc)
-        out_of_time = time.time() + delay >= expires
-        if attempts.ambiguous or resend:
-            # It may have reached the vendor: resent only where the vendor drops repeats (msgUuid),
-            # by this worker after the backoff or, if it is stopping, by the one that reclaims the job.
-            again = adapter.resends_ambiguous and not out_of_time
-            return _unknown(attempts, why, final=not again), delay
-        if isinstance(exc, asyncio.CancelledError):
-            return retry_later(attempts, why, expired=False), 0.0
-        if _retryable(exc):
-            return retry_later(attempts, why, expired=out_of_time), delay
-        if record.state == ACCEPTED:
-            return _refuse(why), 0.0
-        return failed(pb.MESSAGE_STATE_FAILED, attempts, exc), 0.0
-
-    def _backoff(self, tries: int, exc: BaseException) -> float:
-        """Exponential with full jitter, and never sooner than the vendor asked (RetryInfo)."""
-        cap = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2 ** (tries - 1))
-        delay = random.uniform(
-            self.settings.retry_base_seconds / 2, max(cap, self.settings.retry_base_seconds)
-        )
-        asked = getattr(exc, "retry_after", None)
-        return max(delay, float(asked)) if asked else delay
 
     async def _settle(self, ctx: CallContext[pb.SendRequest], mutate: Mutation) -> StoredRecord:
         """Writes the outcome, waiting out a Redis outage: what the vendor did must not be lost."""
@@ -409,52 +368,6 @@ class Worker:
     async def _wait(self, waiter: Awaitable[Any], timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, timeout=timeout)
-
-
-def _deliverable(stored: StoredRecord | None, adapter: ChannelAdapter) -> bool:
-    """Whether a worker should try this message now: it waits in the queue, or it is UNKNOWN (its
-    worker died in the vendor call, or the call was ambiguous) on an account whose vendor drops
-    repeats, before its expiry. A live owner elsewhere means hands off."""
-    if stored is None or busy(stored):
-        return False
-    record = stored.record
-    if record.state == ACCEPTED:
-        return True
-    return (
-        record.state == UNKNOWN
-        and adapter.resends_ambiguous
-        and record.delivery == pb.DELIVERY_MODE_QUEUED
-        and record.expire_time.ToNanoseconds() > time.time() * 1e9
-    )
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Refusals that say "not now" rather than "never": the vendor or the store busy or down."""
-    if isinstance(exc, VendorError):
-        return exc.outcome in _RETRY_OUTCOMES
-    return isinstance(exc, Unavailable | DeadlineExceeded | ResourceExhausted)
-
-
-def _unknown(attempts: AttemptLog, why: str, *, final: bool) -> Mutation:
-    def mark(record: pb.MessageRecord) -> None:
-        record.attempts.extend(a.to_proto() for a in attempts.attempts)
-        reason = f"may have been delivered: {why}"
-        if not final:
-            reason += "; will resend, the vendor drops a repeat"
-        if record.state == UNKNOWN:
-            record.final = final
-            record.history.add(state=UNKNOWN, time=record.update_time, reason=reason)
-        else:
-            advance(record, UNKNOWN, reason, final=final)
-
-    return mark
-
-
-def _refuse(why: str) -> Mutation:
-    def mark(record: pb.MessageRecord) -> None:
-        advance(record, pb.MESSAGE_STATE_FAILED, f"not sent: {why}")
-
-    return mark
 
 
 def _links(traceparent: str) -> list[Link]:
