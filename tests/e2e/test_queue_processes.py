@@ -52,6 +52,7 @@ def write_config(
     wecom_rate: str = "rate_limit_per_minute: 0",
     dingtalk_rate: str = "rate_limit_per_minute: 0",
     visibility: float = VISIBILITY,
+    in_hand: int = 100,
 ) -> Path:
     path = directory / f"gateway-{port}.yaml"
     path.write_text(
@@ -69,7 +70,7 @@ def write_config(
             queue:
               workers_in_serve: false
               visibility_timeout_seconds: {visibility}
-              in_hand_per_account: 100
+              in_hand_per_account: {in_hand}
               retry_base_seconds: 0.2
               retry_max_seconds: 1
             accounts:
@@ -243,10 +244,11 @@ async def test_a_killed_worker_loses_nothing_and_doubles_nothing(
         port = free_port()
         config = write_config(
             tmp_path, sandbox_url=sandbox.url, port=port, redis_url=redis_url, namespace=namespace,
-            dingtalk_rate="rate_limit_per_minute: 600",
+            dingtalk_rate="rate_limit_per_minute: 600", in_hand=60,
         )  # fmt: skip
         async with gateway_process(config, port) as gateway:
-            # Queued before the workers start, so that both take their share at once.
+            # Queued before the workers start, so that both take their share at once (60 per account
+            # each at most: both hold jobs when one dies).
             wecom, dingtalk = await asyncio.gather(
                 send_all(gateway, "team-wecom", "kill wecom", 100),
                 send_all(gateway, "ops-dingtalk", "kill dingtalk", 100),
@@ -258,7 +260,9 @@ async def test_a_killed_worker_loses_nothing_and_doubles_nothing(
                     if sum(held.values()) == 200 and calls >= 40:
                         break
                     await asyncio.sleep(0.025)
-                assert sum(held.values()) == 200, held  # 200 jobs in hand
+                assert sum(held.values()) == 200 and len(held) == 2, (
+                    held
+                )  # 200 jobs in the two workers' hands
 
                 def holds(worker: WorkerProcess) -> int:
                     return sum(n for consumer, n in held.items() if f"-{worker.pid}-" in consumer)
