@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.lifecycle.states import ACCEPTED, EXPIRED, FAILED, SENDING, IllegalTransition, abandon, advance
+from gateway.lifecycle.states import ACCEPTED, EXPIRED, IllegalTransition, abandon, advance, not_sent
 from gateway.store.admission import Admit, Admitted, SendAdmission
 from gateway.store.records import RecordStore, StoredRecord
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -273,7 +273,5 @@ def _call_ended(record: pb.MessageRecord) -> None:
 
 
 def _never_called(record: pb.MessageRecord) -> None:
-    """The Send was cancelled before its admission returned: no vendor call can have started,
-    even if the record was written SENDING to save a round trip."""
-    if record.state in (ACCEPTED, SENDING):
-        advance(record, FAILED, "not sent: the call ended first")
+    """The Send was cancelled before its admission returned: no vendor call can have started."""
+    not_sent(record, "not sent: the call ended first")

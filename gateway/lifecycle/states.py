@@ -90,5 +90,13 @@ def abandon(record: pb.MessageRecord, *, before_call: str, during_call: str) -> 
         advance(record, UNKNOWN, during_call)
 
 
+def not_sent(record: pb.MessageRecord, reason: str) -> None:
+    """A Send that knows no vendor call started: ACCEPTED, or SENDING written ahead of the call
+    (gateway.store.admission), becomes FAILED. Any other state stands: a resend of an UNKNOWN
+    message that never started stays UNKNOWN, since the first attempt may have been delivered."""
+    if record.state in (ACCEPTED, SENDING):
+        advance(record, FAILED, reason)
+
+
 def state_name(state: State) -> str:
     return pb.MessageState.Name(state)

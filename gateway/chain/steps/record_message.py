@@ -19,7 +19,7 @@ from gateway.chain.context import CallContext
 from gateway.errors import Aborted, GatewayError
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.responses import annotate_error
-from gateway.lifecycle.states import ACCEPTED, SENDING, abandon, advance, timestamp
+from gateway.lifecycle.states import ACCEPTED, SENDING, advance, not_sent, timestamp
 from gateway.store.admission import Admit, SendAdmission
 from gateway.store.idempotency import Binding, Scope
 from gateway.tenants import current_tenant
@@ -105,8 +105,7 @@ def _not_sent(exc: BaseException) -> Mutation:
     reason = f"not sent: {exc.message}" if isinstance(exc, GatewayError) else "not sent: the call ended first"
 
     def mark(record: pb.MessageRecord) -> None:
-        # SENDING only if deliver could not record its own outcome. A resend of an UNKNOWN message
-        # that never started stays UNKNOWN: the first attempt may still have been delivered.
-        abandon(record, before_call=reason, during_call="the vendor call's outcome was not recorded")
+        # deliver settles every Send whose vendor call started (ctx.settled), so none did here.
+        not_sent(record, reason)
 
     return mark
