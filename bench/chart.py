@@ -12,6 +12,7 @@ gateway, the floors and targets drawn across.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,9 @@ def _colour(row: Row) -> str:
 
 
 def _short(row: Row) -> str:
-    return row.scenario.replace(" (", "\n(").replace(": ", ":\n")
+    """The scenario's name on lines of at most 12 characters, so eight labels do not overlap."""
+    lines = row.scenario.replace(" (", "\n(").replace(": ", ":\n").split("\n")
+    return "\n".join(textwrap.fill(line, 12) for line in lines)
 
 
 def draw(
@@ -156,6 +159,7 @@ def _latency_panel(axis: Axes, m: dict[str, float]) -> None:
     sides = (
         ("gateway Send\n(everything on)", "gateway", _COLOURS["gateway"]),
         ("direct aiohttp\ncall", "direct", _COLOURS["floor"]),
+        ("bare gRPC echo\n(floor A's server)", "echo", _COLOURS["floor"]),
     )
     for x, (_, key, colour) in enumerate(sides):
         p50 = axis.bar(x - width / 2, m[f"{key}_p50_ms"], width, color=colour)

@@ -1,9 +1,14 @@
-"""Floor A: a bare grpc.aio server, `python -m bench.echo_server`; prints `READY <port>`.
+"""Floor A: a bare grpc.aio server, `python -m bench.echo_server [REDIS_URL]`; prints `READY <port>`.
 
 It serves `notify.v1.NotificationService/Send` with no interceptors, no health or reflection,
 and answers every request with one fixed SendResponse. The load generator sends it the same
 SendRequest bytes it sends the gateway, so what this process spends per call is the least any
 Python grpc.aio server spends to receive, parse, answer and frame one Send.
+
+With a Redis URL it makes one Redis round trip per Send before answering (a SET through
+redis-py's asyncio client, hiredis when installed, as the gateway's): "floor A + one Redis round
+trip", the yardstick of issue 15's target for accepting a queued Send (at most 1.2x floor A plus
+one round trip), whose round trip the bench otherwise could not price.
 """
 
 from __future__ import annotations
@@ -14,19 +19,25 @@ import sys
 from collections.abc import AsyncIterator
 
 import grpc
+import redis.asyncio
 
 from bench.messages import echo_response
 from generated.notify.v1 import notification_service_pb2 as pb
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
 
+ROUND_TRIP_KEY = "notify-bench:echo-round-trip"
+
 
 class EchoService(pb_grpc.NotificationServiceServicer):
     """Answers every Send with the same response object: nothing built per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: redis.asyncio.Redis | None = None) -> None:
         self._response = echo_response()
+        self._store = store
 
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
+        if self._store is not None:
+            await self._store.set(ROUND_TRIP_KEY, b"1")
         return self._response
 
     async def Recall(self, request: pb.RecallRequest, context: grpc.aio.ServicerContext) -> pb.RecallResponse:
@@ -38,9 +49,10 @@ class EchoService(pb_grpc.NotificationServiceServicer):
         raise NotImplementedError("floor A serves Send only")
 
 
-async def serve() -> None:
+async def serve(redis_url: str | None) -> None:
+    store = redis.asyncio.Redis.from_url(redis_url) if redis_url else None
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_NotificationServiceServicer_to_server(EchoService(), server)
+    pb_grpc.add_NotificationServiceServicer_to_server(EchoService(store), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"READY {port}", flush=True)
@@ -50,10 +62,12 @@ async def serve() -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(grace=0)
+    if store is not None:
+        await store.aclose()
 
 
 def main() -> int:
-    asyncio.run(serve())
+    asyncio.run(serve(sys.argv[1] if len(sys.argv) > 1 else None))
     return 0
 
 

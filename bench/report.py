@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from bench.scaling import ProcessRun
 
 FLOOR_A: Final = "floor A (bare gRPC)"
+FLOOR_A_REDIS: Final = "floor A + Redis (1 round trip)"
 FLOOR_B: Final = "floor B (bare vendor call)"
 GATEWAY: Final = "gateway: everything on"
 SAMPLED: Final = "gateway: sampling 10%"
@@ -74,6 +75,8 @@ class Row:
     vendor_cpu_ms: float  # per message, the sandbox
     wall_seconds: float
     truncated: bool
+    # The machine's cores busy during the phase (every process, anyone's): how noisy it was.
+    machine_busy: float = 0.0
 
     @classmethod
     def of(cls, result: LoadResult, measured: str) -> Row:
@@ -95,6 +98,9 @@ class Row:
             vendor_cpu_ms=per_message("sandbox"),
             wall_seconds=result.wall_seconds,
             truncated=result.truncated,
+            machine_busy=result.cpu_seconds.get("machine", 0.0) / result.wall_seconds
+            if result.wall_seconds
+            else 0.0,
         )
 
     @classmethod
@@ -119,6 +125,7 @@ class Row:
             vendor_cpu_ms=mid("vendor_cpu_ms"),
             wall_seconds=sum(r.wall_seconds for r in rounds),
             truncated=any(r.truncated for r in rounds),
+            machine_busy=mid("machine_busy"),
         )
 
 
@@ -159,7 +166,17 @@ def queued_ratios(rows: dict[str, Row]) -> dict[str, float]:
     if queued is None:
         return {}
     a, gateway = rows[FLOOR_A], rows[GATEWAY]
+    out = {}
+    if FLOOR_A_REDIS in rows:
+        # Issue 15: accepting costs at most 1.2x floor A plus one Redis round trip, the round trip
+        # priced as what one adds to the bare echo server; 1.0 is the target exactly.
+        round_trip = rows[FLOOR_A_REDIS].server_cpu_ms - a.server_cpu_ms
+        out["queued_accept_cpu_over_target"] = _div(
+            queued.server_cpu_ms, QUEUED_ACCEPT_TARGET * a.server_cpu_ms + round_trip
+        )
+        out["redis_round_trip_cpu_ms"] = round_trip
     return {
+        **out,
         "queued_accept_cpu_over_floor_a": _div(queued.server_cpu_ms, a.server_cpu_ms),
         "queued_accept_throughput_over_floor_a": _div(queued.throughput_rps, a.throughput_rps),
         "queued_accept_cpu_over_gateway_sync": _div(queued.server_cpu_ms, gateway.server_cpu_ms),
@@ -206,12 +223,10 @@ def targets(
                 f"<= {PROCESS_CPU_TARGET}x 1 process (does not grow with N)",
                 value <= PROCESS_CPU_TARGET,
             )
-    if "queued_accept_cpu_over_floor_a" in ratio:
-        # The round trip's CPU is not measured on its own: reported, not judged.
+    if "queued_accept_cpu_over_target" in ratio:
+        over = ratio["queued_accept_cpu_over_target"]
         out["queued_accept_cpu"] = goal(
-            ratio["queued_accept_cpu_over_floor_a"],
-            f"<= {QUEUED_ACCEPT_TARGET}x floor A + one Redis round trip",
-            None,
+            over, f"<= 1.0x ({QUEUED_ACCEPT_TARGET}x floor A + one Redis round trip)", over <= 1.0
         )
     return out
 
@@ -222,15 +237,16 @@ def _div(a: float, b: float) -> float:
 
 def table(rows: list[Row]) -> str:
     header = (
-        f"{'scenario':<28} {'requests':>8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'server CPU ms/msg':>17} {'(process)':<10} {'client':>7} {'vendor':>7} {'errors':>6}"
+        f"{'scenario':<30} {'requests':>8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU ms/msg':>17} {'(process)':<10} {'client':>7} {'vendor':>7} {'errors':>6} "
+        f"{'machine':>7}"
     )
     lines = [header, "-" * len(header)]
-    for r in rows:
+    for r in rows:  # machine: its cores busy during the phase, by anyone (the machine is shared)
         lines.append(
-            f"{r.scenario:<28} {r.requests:>8} {r.concurrency:>4} {r.throughput_rps:>8.0f} "
+            f"{r.scenario:<30} {r.requests:>8} {r.concurrency:>4} {r.throughput_rps:>8.0f} "
             f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.server_cpu_ms:>17.3f} {r.measured_process:<10} "
-            f"{r.client_cpu_ms:>7.3f} {r.vendor_cpu_ms:>7.3f} {r.errors:>6}"
+            f"{r.client_cpu_ms:>7.3f} {r.vendor_cpu_ms:>7.3f} {r.errors:>6} {r.machine_busy:>7.2f}"
             + ("  (time bound hit)" if r.truncated else "")
         )
     return "\n".join(lines)
@@ -280,19 +296,21 @@ def summary(document: dict[str, Any]) -> str:
     def target(name: str) -> str:
         return f"target {goals[name]['target']}: {verdict(name)}"
 
+    rounds = len(document["rounds"][GATEWAY])
     lines = [
-        f"issue 15's targets (reported, never enforced; floors A + B = {floor:.3f} ms CPU per Send):",
+        f"issue 15's targets (reported, never enforced; each ratio the median of the {rounds} rounds' "
+        f"ratios; floors A + B = {floor:.3f} ms CPU per Send, medians):",
         f"  CPU per Send, everything on / (A + B):    {value('gateway_cpu_over_floor_a_plus_b')}"
-        f" = {rows[GATEWAY].server_cpu_ms:.3f} ms   {target('gateway_cpu_per_send')}",
+        f", gateway {rows[GATEWAY].server_cpu_ms:.3f} ms   {target('gateway_cpu_per_send')}",
     ]
     if "sampled_cpu_per_send" in goals:
         lines.append(
             f"  CPU per Send, sampling 10% / (A + B):     {value('sampled_cpu_over_floor_a_plus_b')}"
-            f" = {rows[SAMPLED].server_cpu_ms:.3f} ms   {target('sampled_cpu_per_send')}"
+            f", gateway {rows[SAMPLED].server_cpu_ms:.3f} ms   {target('sampled_cpu_per_send')}"
         )
     lines.append(
         f"  throughput, everything on / Apprise:      {value('gateway_throughput_over_apprise')}"
-        f" = {rows[GATEWAY].throughput_rps:.0f} / {rows[APPRISE].throughput_rps:.0f} req/s   "
+        f", {rows[GATEWAY].throughput_rps:.0f} and {rows[APPRISE].throughput_rps:.0f} req/s   "
         f"{target('gateway_throughput')}; {target('gateway_throughput_goal')}"
     )
     latency = document.get("latency_concurrency_1")
@@ -305,6 +323,10 @@ def summary(document: dict[str, Any]) -> str:
             f"{m['direct_p50_ms']:.2f}), p99 {m['added_p99_ms']:.2f} ms ({m['gateway_p99_ms']:.2f} vs "
             f"{m['direct_p99_ms']:.2f})   {target('added_latency_c1')}"
         )
+        lines.append(
+            f"    of which the gRPC hop alone (bare echo, floor A's server, at concurrency 1): p50 "
+            f"{m['echo_p50_ms']:.2f} ms, p99 {m['echo_p99_ms']:.2f} ms"
+        )
     for name in goals:
         if name.startswith("processes_"):
             n = name.split("_")[1]
@@ -315,10 +337,12 @@ def summary(document: dict[str, Any]) -> str:
                 "(see the processes table for what bounds it)"
             )
     if "queued_accept_cpu" in goals:
+        budget = QUEUED_ACCEPT_TARGET * rows[FLOOR_A].server_cpu_ms + ratio["redis_round_trip_cpu_ms"]
         lines.append(
-            f"  queued accept CPU per Send / floor A:     {value('queued_accept_cpu_over_floor_a')}"
-            f" = {rows[QUEUED_ACCEPT].server_cpu_ms:.3f} ms   {target('queued_accept_cpu')}"
-            " (a round trip's CPU is not measured on its own)"
+            f"  queued accept CPU per Send / (1.2 A + one Redis round trip): "
+            f"{value('queued_accept_cpu_over_target')}, medians {rows[QUEUED_ACCEPT].server_cpu_ms:.3f} and "
+            f"{budget:.3f} ms (round trip: {ratio['redis_round_trip_cpu_ms'] * 1000:.0f} µs, floor A + 1 "
+            f"round trip - floor A)   {target('queued_accept_cpu')}"
         )
     gettoken, app = document["gettoken_calls"], document["gateway_app_account"]
     lines.append(
@@ -338,6 +362,7 @@ def summary(document: dict[str, Any]) -> str:
     ]
     if "queued_accept_cpu_over_floor_a" in ratio:
         lines += [
+            f"  queued accept CPU per Send / floor A:     {value('queued_accept_cpu_over_floor_a')}",
             f"  queued accept throughput / floor A:       {value('queued_accept_throughput_over_floor_a')}",
             "  queued accept / sync Send (everything on): CPU "
             + value("queued_accept_cpu_over_gateway_sync")

@@ -7,7 +7,8 @@ a gateway for queued Sends (no workers in it), and one load process per scenario
 scenarios run one after the other against the same sandbox, with the same message, request
 count and concurrency, `--rounds` times interleaved:
 
-1. floor A: gRPC Sends to the bare echo server;
+1. floor A: gRPC Sends to the bare echo server; and the same to an echo server that makes one
+   Redis round trip per Send (the yardstick of the queued accept target);
 2. floor B: the gateway's two vendor calls made straight from aiohttp;
 3. gateway, everything on: API key, an idempotency key on every Send, a rate limit that never
    refuses, the message record, every call traced and shipped by the batch OTLP exporter;
@@ -32,6 +33,7 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +61,17 @@ from bench.gateway_proc import (
 )
 from bench.procs import REPO_ROOT, Child, child_env, descendants, free_port, python_module
 from bench.redis_proc import redis_for_run
-from bench.report import APPRISE, FLOOR_A, FLOOR_B, GATEWAY, MINIMAL, QUEUED_ACCEPT, SAMPLED, Row
+from bench.report import (
+    APPRISE,
+    FLOOR_A,
+    FLOOR_A_REDIS,
+    FLOOR_B,
+    GATEWAY,
+    MINIMAL,
+    QUEUED_ACCEPT,
+    SAMPLED,
+    Row,
+)
 from bench.scaling import LatencyRound, ProcessRun, latency_median
 from bench.spec import Driver, LoadResult, LoadSpec, dump, load
 
@@ -279,6 +291,13 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         echo = Child("echo server", python_module("bench.echo_server"), log=workdir / "echo.log")
         stack.callback(echo.stop)
         echo_port = echo.expect("READY ")
+        echo_redis = Child(
+            "echo server + Redis",
+            python_module("bench.echo_server", redis_url),
+            log=workdir / "echo-redis.log",
+        )
+        stack.callback(echo_redis.stop)
+        echo_redis_port = echo_redis.expect("READY ")
         sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
         stack.callback(sink.stop)
         sink_port = sink.expect("READY ")
@@ -417,6 +436,18 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 "echo",
                 "",
             ),
+            (
+                spec(
+                    FLOOR_A_REDIS,
+                    "grpc",
+                    grpc_target=f"127.0.0.1:{echo_redis_port}",
+                    watch={"echo": echo_redis.pid, "sandbox": sandbox.pid},
+                    api_key=fixture.api_key,
+                    accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
+                ),
+                "echo",
+                "",
+            ),
             (floor_b_spec, "client", FLOOR_B),
             (grpc_spec(GATEWAY, full), "gateway", GATEWAY),
             (grpc_spec(SAMPLED, sampled), "gateway", SAMPLED),
@@ -435,13 +466,18 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 APPRISE,
             ),
         ]
-        servers = (sandbox, echo, sink, full.child, sampled.child, minimal.child, queued_gw.child)
+        servers = (sandbox, echo, echo_redis, sink, full.child, sampled.child, minimal.child, queued_gw.child)
         rounds = measure_rounds(plan, options.rounds, counted, servers)
 
         latency: dict[str, Any] | None = None
         if options.latency_requests > 0:
             latency = measure_latency(
-                grpc_spec(GATEWAY, full), floor_b_spec, options.latency_requests, options.rounds, counted
+                grpc_spec(GATEWAY, full),
+                floor_b_spec,
+                plan[0][0],
+                options.latency_requests,
+                options.rounds,
+                counted,
             )
 
         processes: dict[int, list[ProcessRun]] = {}
@@ -549,12 +585,13 @@ def measure_rounds(
 def measure_latency(
     gateway_spec: LoadSpec,
     direct_spec: LoadSpec,
+    echo_spec: LoadSpec,
     requests: int,
     rounds: int,
     counted: Callable[[LoadSpec, str], LoadResult],
 ) -> dict[str, Any]:
-    """Concurrency 1: gateway Sends (everything on) and the same vendor calls straight from
-    aiohttp, `requests` each per round, alternating sides, `rounds` times."""
+    """Concurrency 1: gateway Sends (everything on), the same vendor calls straight from aiohttp,
+    and the bare gRPC echo, `requests` each per round, one after the other, `rounds` times."""
 
     def sequential(load_spec: LoadSpec) -> LoadSpec:
         return dataclasses.replace(
@@ -565,18 +602,22 @@ def measure_latency(
     for number in range(1, rounds + 1):
         through = counted(sequential(gateway_spec), GATEWAY)
         direct = counted(sequential(direct_spec), FLOOR_B)
+        echo = counted(sequential(echo_spec), "")
         one = LatencyRound(
             gateway_p50_ms=through.latency_ms["p50"],
             gateway_p99_ms=through.latency_ms["p99"],
             direct_p50_ms=direct.latency_ms["p50"],
             direct_p99_ms=direct.latency_ms["p99"],
+            echo_p50_ms=echo.latency_ms["p50"],
+            echo_p99_ms=echo.latency_ms["p99"],
             requests=requests,
         )
         measured.append(one)
         print(
             f"bench: latency {number}/{rounds} at concurrency 1: gateway p50 {one.gateway_p50_ms:.2f} ms "
             f"p99 {one.gateway_p99_ms:.2f} ms, direct aiohttp p50 {one.direct_p50_ms:.2f} ms "
-            f"p99 {one.direct_p99_ms:.2f} ms ({through.errors + direct.errors} errors)",
+            f"p99 {one.direct_p99_ms:.2f} ms, bare gRPC echo p50 {one.echo_p50_ms:.2f} ms "
+            f"({through.errors + direct.errors + echo.errors} errors)",
             flush=True,
         )
     return {"median": latency_median(measured), "rounds": measured}
@@ -632,15 +673,19 @@ def assemble(
     sent: collections.Counter[str],
     exported: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Row]]:
-    """The results document: median rows, ratios of those, the ratios' spread over the rounds."""
+    """The results document: median rows; each ratio the median of the rounds' ratios, with its
+    range. A round runs every scenario back to back, so a ratio within a round compares figures
+    taken under the same load of the shared machine; the ratio of two medians could pair a
+    quiet round's figure with a busy round's, and even fall outside the rounds' range."""
     rows = [Row.median(per_round) for per_round in rounds.values()]
     by_name = {r.scenario: r for r in rows}
     process_medians = {n: ProcessRun.median(runs) for n, runs in processes.items() if runs}
-    ratio = report.ratios(by_name)
-    ratio.update(report.process_ratios(process_medians))
     per_round = [
-        report.ratios({name: runs[i] for name, runs in rounds.items()}) for i in range(options.rounds)
+        report.ratios({name: runs[i] for name, runs in rounds.items()})
+        | report.process_ratios({n: runs[i] for n, runs in processes.items() if len(runs) > i})
+        for i in range(options.rounds)
     ]
+    ratio = {key: float(statistics.median(r[key] for r in per_round)) for key in per_round[0]}
     spread = {key: [min(r[key] for r in per_round), max(r[key] for r in per_round)] for key in per_round[0]}
     gettoken = {name: int(n) for name, n in vendor["gettoken_calls"].items()}
     names = {

@@ -2,8 +2,10 @@
 
 Latency: a Send through the gateway with everything on, one at a time, against the same vendor
 calls made straight from aiohttp (floor B's driver) one at a time: the difference of the
-medians is what the gateway adds to a caller's wait when nothing queues. Each is its own load
-process and phase (`--latency-requests` sequential requests), `--rounds` times, interleaved.
+medians is what the gateway adds to a caller's wait when nothing queues. The bare gRPC echo
+(floor A's) is timed the same way, so the reader sees how much of that is the gRPC hop itself.
+Each is its own load process and phase (`--latency-requests` sequential requests), `--rounds`
+times, interleaved.
 
 Processes: the gateway with everything on, started as `serve --processes N` for each N, loaded
 with the same Sends over several connections (SO_REUSEPORT hands each connection to one process).
@@ -26,6 +28,8 @@ class LatencyRound:
     gateway_p99_ms: float
     direct_p50_ms: float
     direct_p99_ms: float
+    echo_p50_ms: float  # floor A's bare gRPC echo at concurrency 1: the gRPC hop alone
+    echo_p99_ms: float
     requests: int
 
     @property
@@ -49,6 +53,8 @@ def latency_median(rounds: list[LatencyRound]) -> dict[str, float]:
         "gateway_p99_ms": mid([r.gateway_p99_ms for r in rounds]),
         "direct_p50_ms": mid([r.direct_p50_ms for r in rounds]),
         "direct_p99_ms": mid([r.direct_p99_ms for r in rounds]),
+        "echo_p50_ms": mid([r.echo_p50_ms for r in rounds]),
+        "echo_p99_ms": mid([r.echo_p99_ms for r in rounds]),
         "added_p50_ms": mid([r.added_p50_ms for r in rounds]),
         "added_p99_ms": mid([r.added_p99_ms for r in rounds]),
         "added_p50_ms_min": min(r.added_p50_ms for r in rounds),

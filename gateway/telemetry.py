@@ -119,18 +119,34 @@ def _span_exporter(options: TelemetryOptions) -> SpanExporter | None:
         if options.protocol == "http":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
 
-            return HttpSpans(endpoint=options.endpoint) if options.endpoint else HttpSpans()
+            return (
+                HttpSpans(endpoint=_http_url(options.endpoint, "traces")) if options.endpoint else HttpSpans()
+            )
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 
         return GrpcSpans(endpoint=options.endpoint) if options.endpoint else GrpcSpans()
     return None
 
 
+def _http_url(endpoint: str, signal: str) -> str:
+    """The collector's base URL plus the signal's path, as OTEL_EXPORTER_OTLP_ENDPOINT works: the
+    OTLP/HTTP exporters post to an explicit endpoint as it is, so one URL for both would send spans
+    and metrics to the same path. A URL given with a signal's path already is taken as its base."""
+    base = endpoint.rstrip("/")
+    for known in ("/v1/traces", "/v1/metrics"):
+        base = base.removesuffix(known)
+    return f"{base}/v1/{signal}"
+
+
 def _metric_exporter(options: TelemetryOptions) -> MetricExporter:
     if options.protocol == "http":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
 
-        return HttpMetrics(endpoint=options.endpoint) if options.endpoint else HttpMetrics()
+        return (
+            HttpMetrics(endpoint=_http_url(options.endpoint, "metrics"))
+            if options.endpoint
+            else HttpMetrics()
+        )
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
 
     return GrpcMetrics(endpoint=options.endpoint) if options.endpoint else GrpcMetrics()

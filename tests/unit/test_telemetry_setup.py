@@ -9,7 +9,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from gateway.config import parse_config
-from gateway.telemetry import TelemetryOptions, _metric_exporter, _span_exporter
+from gateway.telemetry import TelemetryOptions, _http_url, _metric_exporter, _span_exporter
 
 
 def options(text: str) -> TelemetryOptions:
@@ -36,6 +36,16 @@ def test_otlp_over_http_when_asked() -> None:
     )
     assert isinstance(_span_exporter(chosen), HttpSpans)
     assert isinstance(_metric_exporter(chosen), HttpMetrics)
+
+
+def test_otlp_over_http_posts_each_signal_to_its_own_path() -> None:
+    for endpoint in ("http://collector:4318", "http://collector:4318/", "http://collector:4318/v1/traces"):
+        chosen = options(f"telemetry: {{exporter: otlp, protocol: http, endpoint: '{endpoint}'}}")
+        assert _http_url(chosen.endpoint or "", "traces") == "http://collector:4318/v1/traces"
+        assert _http_url(chosen.endpoint or "", "metrics") == "http://collector:4318/v1/metrics"
+        # The exporters keep the URL they post to in _endpoint (opentelemetry-exporter-otlp-proto-http).
+        assert getattr(_span_exporter(chosen), "_endpoint", None) == "http://collector:4318/v1/traces"
+        assert getattr(_metric_exporter(chosen), "_endpoint", None) == "http://collector:4318/v1/metrics"
 
 
 def test_sample_ratio_is_validated() -> None:
