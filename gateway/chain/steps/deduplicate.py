@@ -81,9 +81,10 @@ async def claim_key(
 ) -> pb.SendResponse | None:
     """Binds the key to this Send's message (None) or answers the message it is bound to.
 
-    ``bind`` claims the key, or returns the binding already there: a plain claim for a sync Send,
-    the claim-record-and-queue script for a queued one. ``may_resend``: an UNKNOWN message of an
-    account that resends ambiguous messages is taken over by this Send (sync Sends only).
+    ``bind`` claims the key, writing the message's record in the same script, or returns the
+    binding already there: the admission for a sync Send, the enqueue for a queued one.
+    ``may_resend``: an UNKNOWN message of an account that resends ambiguous messages is taken over
+    by this Send (sync Sends only).
     """
     fingerprint_ = fingerprint(ctx.request)
     give_up = time.monotonic() + MAX_WAIT

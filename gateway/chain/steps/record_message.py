@@ -1,6 +1,9 @@
 """Opens the message's record before anything can happen to the message, and makes sure the
 record holds its fate whatever happens next.
 
+The record is written by one admission script with the account's rate slot (and, for a Send with
+an idempotency key, by deduplicate, with the key's claim): one Redis round trip for all three.
+
 The record is ACCEPTED while the Send waits (rate limit, media upload); the deliver step moves it
 through SENDING to its outcome. If the chain stops before a vendor call starts (a rate limit, a
 refused upload, the caller gone), the record becomes FAILED with the reason, so a retry with the
