@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway.background import cancel_and_wait
 from gateway.chain.chains import Dependencies, build_chains
 from gateway.channels.transport import VendorTransport
 from gateway.config import Config
@@ -213,9 +214,7 @@ class GatewayServer:
         self._stopped.set()
         grace = self.config.server.grace_period_seconds if grace is None else grace
         if self._store_watch is not None:
-            self._store_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._store_watch
+            await cancel_and_wait(self._store_watch)
         await self._health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop()  # first: its requests in flight are calls to the server below

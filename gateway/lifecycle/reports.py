@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.background import cancel_and_wait
 from gateway.channels.base import ChannelAdapter
 from gateway.errors import GatewayError
 from gateway.lifecycle.ledger import Ledger
@@ -61,9 +62,7 @@ class DeliveryReports:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

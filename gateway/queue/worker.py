@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from gateway.background import cancel_and_wait
 from gateway.chain.context import CallContext
 from gateway.chain.steps.upload_inline_media import upload_inline_media
 from gateway.channels.attempts import AttemptLog
@@ -109,11 +110,7 @@ class Worker:
         # does not (a Redis call hanging) is cancelled, and shutdown never waits on it for long.
         _, pending = await asyncio.wait(self._loops, timeout=READ_BLOCK_MS / 1000 + 2.0)
         for task in pending:
-            task.cancel()
-        if pending:
-            _, stuck = await asyncio.wait(pending, timeout=2.0)
-            if stuck:
-                log.warning("queue loops did not stop", extra={"tasks": sorted(t.get_name() for t in stuck)})
+            await cancel_and_wait(task, timeout=2.0)
         for account, jobs in self._in_hand.items():
             with contextlib.suppress(Unavailable):  # not handed back: reclaimed after the timeout
                 await self.queue.renew(account, self.consumer, list(jobs), idle_ms=self._idle_ms)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
+from gateway.background import cancel_and_wait
 from gateway.errors import DeadlineExceeded, GatewayError, Unavailable
 from gateway.redaction import register_token
 from gateway.telemetry import current_span, token_fetches
@@ -220,9 +221,7 @@ class TokenManager:
 
     async def close(self) -> None:
         if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+            await cancel_and_wait(self._refresher)
             self._refresher = None
 
     async def _refresh_loop(self, interval: float) -> None:
