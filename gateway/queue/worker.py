@@ -106,10 +106,10 @@ class Worker:
             task.cancel()
         if self._delivering:
             await asyncio.wait(set(self._delivering), timeout=5.0)
-        # The loops see _stopping within one blocking read (0.8 s) and end by themselves; one that
-        # does not (a Redis call hanging) is cancelled, and shutdown never waits on it for long.
-        _, pending = await asyncio.wait(self._loops, timeout=READ_BLOCK_MS / 1000 + 2.0)
-        for task in pending:
+        # Cancelled rather than awaited: a loop blocked in XREADGROUP would hold shutdown for up to
+        # a whole blocking read. A job it took and had not started is handed back below; one a
+        # cancelled read had just taken is reclaimed by another worker after the visibility timeout.
+        for task in self._loops:
             await cancel_and_wait(task, timeout=2.0)
         for account, jobs in self._in_hand.items():
             with contextlib.suppress(Unavailable):  # not handed back: reclaimed after the timeout
