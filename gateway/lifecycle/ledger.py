@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 from gateway.lifecycle.states import ACCEPTED, EXPIRED, IllegalTransition, abandon, advance, not_sent
 from gateway.store.admission import Admit, Admitted, SendAdmission
@@ -25,6 +26,7 @@ log = logging.getLogger("gateway.lifecycle")
 
 DEFAULT_LEASE = 30.0
 Mutation = Callable[[pb.MessageRecord], None]
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -116,12 +118,7 @@ class Ledger:
         flight, the record, once written, is marked FAILED (no vendor call can follow), rather
         than left ACCEPTED until its lease runs out."""
         stored = StoredRecord(record, owner=owner, lease_until=time.time() + self.lease_seconds)
-        writing = asyncio.ensure_future(self.store.put(stored))
-        try:
-            written = await asyncio.shield(writing)
-        except asyncio.CancelledError:
-            self._track(asyncio.ensure_future(self._abandon(writing, stored)))
-            raise
+        written = await self._write_new(self.store.put(stored), lambda ok: stored if ok else None)
         if not written:
             raise RuntimeError(f"message {record.message_id} exists already")  # ids are unique: a bug
         return stored
@@ -129,23 +126,27 @@ class Ledger:
     async def admit(self, admission: SendAdmission, admit: Admit) -> Admitted:
         """A sync Send's key, rate slot and record in one write (gateway.store.admission). Cancelled
         while it is in flight, the record, once written, is marked FAILED: no vendor call follows."""
-        writing = asyncio.ensure_future(admission.admit(admit))
+        return await self._write_new(admission.admit(admit), lambda admitted: admitted.stored)
+
+    async def _write_new(
+        self, write: Coroutine[Any, Any, T], written: Callable[[T], StoredRecord | None]
+    ) -> T:
+        """Runs a write of a new record to its end even if the Send is cancelled meanwhile; the
+        record it wrote (``written``), if any, is then marked FAILED, since no vendor call follows."""
+        writing = asyncio.ensure_future(write)
         try:
             return await asyncio.shield(writing)
         except asyncio.CancelledError:
-            self._track(asyncio.ensure_future(self._abandon_admitted(writing)))
+            self._track(asyncio.ensure_future(self._abandon(writing, written)))
             raise
 
-    async def _abandon_admitted(self, writing: asyncio.Future[Admitted]) -> StoredRecord | None:
-        admitted = await writing
-        if admitted.stored is None:
+    async def _abandon(
+        self, writing: asyncio.Future[T], written: Callable[[T], StoredRecord | None]
+    ) -> StoredRecord | None:
+        stored = written(await writing)
+        if stored is None:
             return None
-        return await self.change(admitted.stored, _never_called, release=True)
-
-    async def _abandon(self, writing: asyncio.Future[bool], stored: StoredRecord) -> StoredRecord:
-        if not await writing:
-            return stored
-        return await self.change(stored, _call_ended, release=True)
+        return await self.change(stored, _never_called, release=True)
 
     async def take_over(
         self, stored: StoredRecord, owner: str, mutate: Mutation | None = None
@@ -264,14 +265,6 @@ def busy(stored: StoredRecord) -> bool:
     return bool(stored.owner) and not stale(stored)
 
 
-def _call_ended(record: pb.MessageRecord) -> None:
-    abandon(
-        record,
-        before_call="not sent: the call ended first",
-        during_call="the call ended during the vendor call",
-    )
-
-
 def _never_called(record: pb.MessageRecord) -> None:
-    """The Send was cancelled before its admission returned: no vendor call can have started."""
+    """The Send was cancelled before its record's write returned: no vendor call can have started."""
     not_sent(record, "not sent: the call ended first")

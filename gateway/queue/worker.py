@@ -311,7 +311,7 @@ class Worker:
                 return None if final.record.final else retry_in
         awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
         recallable = adapter.recallable and bool(delivery.vendor_message_id)
-        final = await self._settle(ctx, sent(delivery, attempts, recallable, awaits_report))
+        await self._settle(ctx, sent(delivery, attempts, recallable, awaits_report))
         if awaits_report:
             with contextlib.suppress(Unavailable):  # the message is out; only its report is lost
                 await self.reports.expect(job.message_id)

@@ -17,7 +17,7 @@ from opentelemetry.propagate import inject
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
 from gateway.chain.steps.deduplicate import claim_key
-from gateway.chain.steps.limit_rate import admit
+from gateway.chain.steps.limit_rate import admit, tenant_quota
 from gateway.chain.steps.record_message import new_record
 from gateway.config import QueueSettings
 from gateway.errors import FailedPrecondition, ResourceExhausted
@@ -28,7 +28,6 @@ from gateway.queue.metrics import queue_accepted
 from gateway.queue.streams import JobQueue
 from gateway.store.idempotency import KEEP_FOR, Binding, IdempotencyStore, Scope
 from gateway.store.rate_limits import RateLimit, RateLimiter
-from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
@@ -53,10 +52,9 @@ def enqueue(
                 reason="QUEUE_UNAVAILABLE",
             )
         ctx.annotate("notify.delivery", "queued")
-        tenant = current_tenant.get()
-        if tenant is not None and tenant.sends_per_minute:
-            quota = RateLimit(tenant.sends_per_minute, 60.0)
-            await admit(limiter, f"tenant:{tenant.name}", quota, f"tenant {tenant.name!r}", ctx)
+        quota = tenant_quota()
+        if quota is not None:
+            await admit(limiter, *quota, ctx)
         record = new_record(ctx)
         record.delivery = pb.DELIVERY_MODE_QUEUED
         expire_after = (

@@ -22,15 +22,20 @@ from generated.notify.v1 import notification_service_pb2 as pb
 DELIVERY_ALLOWANCE = 1.0  # seconds a delivery needs after a wait, within the caller's deadline
 
 
+def tenant_quota() -> tuple[str, RateLimit, str] | None:
+    """The calling tenant's quota, if it has one: its scope, limit and name for messages."""
+    tenant = current_tenant.get()
+    if tenant is None or not tenant.sends_per_minute:
+        return None
+    return f"tenant:{tenant.name}", RateLimit(tenant.sends_per_minute, 60.0), f"tenant {tenant.name!r}"
+
+
 def limit_rate(limiter: RateLimiter) -> Step:
     async def limit_rate(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
         adapter = ctx.require_adapter()
-        tenant = current_tenant.get()
         # The tenant's quota first: a call its own quota refuses must not use up a shared robot's slot.
-        limits: list[tuple[str, RateLimit, str]] = []
-        if tenant is not None and tenant.sends_per_minute:
-            quota = RateLimit(tenant.sends_per_minute, 60.0)
-            limits.append((f"tenant:{tenant.name}", quota, f"tenant {tenant.name!r}"))
+        quota = tenant_quota()
+        limits: list[tuple[str, RateLimit, str]] = [quota] if quota is not None else []
         if adapter.rate_limit is not None:
             account = (f"account:{ctx.account_id}", adapter.rate_limit, f"account {ctx.account_id!r}")
             # Asked already with the record's admission: first, so a refusal by the tenant's quota

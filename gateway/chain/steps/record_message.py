@@ -19,13 +19,13 @@ from typing import Any
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
+from gateway.chain.steps.limit_rate import tenant_quota
 from gateway.errors import Aborted, GatewayError
 from gateway.lifecycle.ledger import LeaseLost, Ledger, Mutation
 from gateway.lifecycle.responses import annotate_error
 from gateway.lifecycle.states import ACCEPTED, SENDING, advance, not_sent, timestamp
 from gateway.store.admission import Admit, SendAdmission
 from gateway.store.idempotency import Binding, Scope
-from gateway.tenants import current_tenant
 from generated.notify.v1 import notification_service_pb2 as pb
 
 
@@ -74,9 +74,7 @@ def admission_request(
     adapter = ctx.require_adapter()
     accepted = new_record(ctx)
     sending = None
-    tenant = current_tenant.get()
-    quota = tenant is not None and bool(tenant.sends_per_minute)
-    if ctx.outgoing is not None and ctx.outgoing.pending_media is None and not quota:
+    if ctx.outgoing is not None and ctx.outgoing.pending_media is None and tenant_quota() is None:
         sending = pb.MessageRecord()
         sending.CopyFrom(accepted)
         advance(sending, SENDING, "calling the vendor")
