@@ -9,7 +9,6 @@ depth and its first entry's id dates the oldest job.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -89,7 +88,7 @@ class JobQueue:
         args: list[Any] = [
             record.message_id,
             record.SerializeToString(),
-            max(1, int((record.create_time.seconds + self._records.retention - time.time()) * 1000)),
+            self._records.ttl_ms(record),
             limit,
             binding,
             binding_ttl,

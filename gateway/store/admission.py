@@ -12,7 +12,6 @@ directly, which saves the round trip that marked it so.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,7 +151,7 @@ class RedisSendAdmission:
             scope_, bound, ttl = admit.claim
             keys.append(idempotency_key(self._keys, scope_))
             binding, binding_ttl = encode_binding(bound), int(ttl * 1000)
-        ttl_ms = max(1, int((record.create_time.seconds + self._records.retention - time.time()) * 1000))
+        ttl_ms = self._records.ttl_ms(record)
         args += [
             record.SerializeToString(),
             admit.sending.SerializeToString() if admit.sending is not None else "",

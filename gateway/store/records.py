@@ -154,9 +154,9 @@ class RedisRecordStore:
     def _key(self, message_id: str) -> str:
         return record_key(self._keys, message_id)
 
-    @property
-    def retention(self) -> float:
-        return self._retention
+    def ttl_ms(self, record: pb.MessageRecord) -> int:
+        """How long the record has left of its retention, counted from its creation."""
+        return max(1, int((record.create_time.seconds + self._retention - time.time()) * 1000))
 
     def _index(self, tenant: str) -> str:
         return self._keys.key(f"tenant:{tenant}", "messages")
@@ -164,7 +164,7 @@ class RedisRecordStore:
     @traced("EVALSHA record")
     async def put(self, stored: StoredRecord) -> bool:
         record = stored.record
-        ttl_ms = max(1, int((record.create_time.seconds + self._retention - time.time()) * 1000))
+        ttl_ms = self.ttl_ms(record)
         args: list[bytes | str | int] = [
             stored.version,
             record.SerializeToString(),
