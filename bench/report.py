@@ -327,6 +327,11 @@ def summary(document: dict[str, Any]) -> str:
             f"    of which the gRPC hop alone (bare echo, floor A's server, at concurrency 1): p50 "
             f"{m['echo_p50_ms']:.2f} ms, p99 {m['echo_p99_ms']:.2f} ms"
         )
+        if "redis_round_trip_p50_ms" in m:
+            lines.append(
+                f"    and a Redis round trip (echo + one round trip - echo, at concurrency 1): p50 "
+                f"{m['redis_round_trip_p50_ms']:.2f} ms; a sync Send makes two"
+            )
     for name in goals:
         if name.startswith("processes_"):
             n = name.split("_")[1]

@@ -475,6 +475,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 grpc_spec(GATEWAY, full),
                 floor_b_spec,
                 plan[0][0],
+                plan[1][0],
                 options.latency_requests,
                 options.rounds,
                 counted,
@@ -586,12 +587,15 @@ def measure_latency(
     gateway_spec: LoadSpec,
     direct_spec: LoadSpec,
     echo_spec: LoadSpec,
+    echo_redis_spec: LoadSpec,
     requests: int,
     rounds: int,
     counted: Callable[[LoadSpec, str], LoadResult],
 ) -> dict[str, Any]:
     """Concurrency 1: gateway Sends (everything on), the same vendor calls straight from aiohttp,
-    and the bare gRPC echo, `requests` each per round, one after the other, `rounds` times."""
+    the bare gRPC echo and the echo making one Redis round trip, `requests` each per round, one
+    after the other, `rounds` times. The two echoes price the hops a Send adds to a direct call:
+    the gRPC hop, and each Redis round trip (the gateway makes two per sync Send)."""
 
     def sequential(load_spec: LoadSpec) -> LoadSpec:
         return dataclasses.replace(
@@ -603,6 +607,7 @@ def measure_latency(
         through = counted(sequential(gateway_spec), GATEWAY)
         direct = counted(sequential(direct_spec), FLOOR_B)
         echo = counted(sequential(echo_spec), "")
+        echo_redis = counted(sequential(echo_redis_spec), "")
         one = LatencyRound(
             gateway_p50_ms=through.latency_ms["p50"],
             gateway_p99_ms=through.latency_ms["p99"],
@@ -610,14 +615,16 @@ def measure_latency(
             direct_p99_ms=direct.latency_ms["p99"],
             echo_p50_ms=echo.latency_ms["p50"],
             echo_p99_ms=echo.latency_ms["p99"],
+            echo_redis_p50_ms=echo_redis.latency_ms["p50"],
             requests=requests,
         )
         measured.append(one)
         print(
             f"bench: latency {number}/{rounds} at concurrency 1: gateway p50 {one.gateway_p50_ms:.2f} ms "
             f"p99 {one.gateway_p99_ms:.2f} ms, direct aiohttp p50 {one.direct_p50_ms:.2f} ms "
-            f"p99 {one.direct_p99_ms:.2f} ms, bare gRPC echo p50 {one.echo_p50_ms:.2f} ms "
-            f"({through.errors + direct.errors + echo.errors} errors)",
+            f"p99 {one.direct_p99_ms:.2f} ms, bare gRPC echo p50 {one.echo_p50_ms:.2f} ms, "
+            f"echo + one Redis round trip p50 {one.echo_redis_p50_ms:.2f} ms "
+            f"({through.errors + direct.errors + echo.errors + echo_redis.errors} errors)",
             flush=True,
         )
     return {"median": latency_median(measured), "rounds": measured}

@@ -34,6 +34,10 @@ _AUTHORIZATION = re.compile(
 #: A bytes repr, b'...' or b"...": how grpc logs a metadata value it cannot decode (whatever the
 #: header, so possibly a key sent without a scheme). Masked whole in log lines.
 _BYTES_REPR = re.compile(r"""\bb(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
+#: What each pattern above needs somewhere in a text to match: "=" (a parameter), "bearer",
+#: "authorization", b' or b" (a bytes repr). Most texts (an id, an address, a status) hold none,
+#: and one search for all of them costs less than the four substitutions that would find nothing.
+_CANDIDATE = re.compile(r"""=|(?i:bearer|authorization)|b['"]""")
 #: Access tokens are remembered this long after they expire (a late answer may still echo one)...
 TOKEN_MEMORY_SECONDS = 600.0
 #: ...and at most this many at once: the oldest are forgotten first.
@@ -75,18 +79,48 @@ def register_token(token: str, expires_at: float) -> None:
 
 def redact(text: str) -> str:
     """Returns text with every known secret, credential query parameter and auth value masked."""
-    for known in (_secrets, _live_tokens):
-        for secret in known:
-            if secret in text:
-                text = text.replace(secret, MASK)
-    text = _CREDENTIAL_PARAMS.sub(lambda m: f"{m.group(1)}={MASK}", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _AUTHORIZATION.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _patterns(_known(text))
 
 
 def redact_log(text: str) -> str:
     """``redact``, and every bytes repr masked whole: log lines only (see _BYTES_REPR)."""
-    return _BYTES_REPR.sub(f"b'{MASK}'", redact(text))
+    text = _known(text)
+    if _CANDIDATE.search(text) is None:  # no pattern below can match: skip all four
+        return text
+    return _BYTES_REPR.sub(_BYTES_MASK, _patterns(text))
+
+
+def _known(text: str) -> str:
+    """The first net, apart: a log line needs it on every string, the patterns only on candidates."""
+    for known in (_secrets, _live_tokens):
+        for secret in known:
+            if secret in text:
+                text = text.replace(secret, MASK)
+    return text
+
+
+def _patterns(text: str) -> str:
+    """The credential-parameter, Bearer and authorization nets, on a text that may need them."""
+    if _CANDIDATE.search(text) is None:
+        return text
+    text = _CREDENTIAL_PARAMS.sub(_mask_param, text)
+    text = _BEARER.sub(_mask_bearer, text)
+    return _AUTHORIZATION.sub(_mask_authorization, text)
+
+
+_BYTES_MASK = f"b'{MASK}'"
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    return f"{match.group(1)}={MASK}"
+
+
+def _mask_bearer(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{match.group(2)}{MASK}"
+
+
+def _mask_authorization(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{MASK}"
 
 
 class RedactingFilter(logging.Filter):
@@ -94,7 +128,19 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_log(message)
+        fields = vars(record)
+        # Fields passed with extra= (an error's text, a URL) are written to the JSON line too; only
+        # strings can hold a secret as written (numbers and flags cannot).
+        extras = [name for name in fields.keys() - _RECORD_FIELDS if isinstance(fields[name], str)]
+        # Most lines hold nothing to mask. One look at all their texts at once (each secret
+        # searched for once, not once per field) tells; a hit, even a false one across the
+        # separator, goes through the masking below, text by text, so the outcome is the same.
+        if _may_need_masking("\x00".join([message, *[fields[name] for name in extras]])):
+            cleaned = redact_log(message)
+            for name in extras:
+                fields[name] = redact_log(fields[name])
+        else:
+            cleaned = message
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
@@ -102,11 +148,16 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         elif record.exc_text:
             record.exc_text = redact_log(record.exc_text)
-        for name, value in list(vars(record).items()):
-            # Fields passed with extra= (an error's text, a URL) are written to the JSON line too.
-            if name not in _RECORD_FIELDS and isinstance(value, str):
-                setattr(record, name, redact_log(value))
         return True
+
+
+def _may_need_masking(text: str) -> bool:
+    """False when ``redact_log`` would return text unchanged: no known secret, no pattern's cue."""
+    for known in (_secrets, _live_tokens):
+        for secret in known:
+            if secret in text:
+                return True
+    return _CANDIDATE.search(text) is not None
 
 
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

@@ -2,7 +2,8 @@
 
 Decided which stay hand-written (gateway/interceptors/tracing.py, gateway/store/redis_connection.py):
 - Redis: ``opentelemetry-instrumentation-redis`` (a span per command) against ``traced`` (a span
-  per store operation), on GET against the Redis at 127.0.0.1:6379;
+  per store operation outside a call; inside one, a count on the call's tally), on GET against the
+  Redis at 127.0.0.1:6379;
 - gRPC server: ``opentelemetry-instrumentation-grpc``'s aio interceptor against ``TracingInterceptor``
   (which also records the RPC metrics), on a unary echo call (client and server in this process).
 Both run inside a server span, the SDK on with a batch processor whose exporter drops the spans.
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.interceptors.tracing import TracingInterceptor
 from gateway.store.redis_connection import connect, traced
-from gateway.telemetry import current_span
+from gateway.telemetry import RedisTally, current_span, redis_tally
 
 CALLS = 2000
 
@@ -71,9 +72,18 @@ async def redis_cost() -> None:
         connect("redis://127.0.0.1:6379/0"),
     )
     RedisInstrumentor.instrument_client(instrumented)
+
+    async def hand_in_a_call() -> Any:
+        tallying = redis_tally.set(RedisTally())  # what the tracing interceptor sets for an RPC
+        try:
+            return await hand.get()
+        finally:
+            redis_tally.reset(tallying)
+
     variants: dict[str, Callable[[], Awaitable[Any]]] = {
         "no Redis span": lambda: bare.get("instrumentation-cost"),
         "hand-written traced (per operation)": hand.get,
+        "hand-written traced, in a call (tally)": hand_in_a_call,
         "RedisInstrumentor (per command)": lambda: instrumented.get("instrumentation-cost"),
     }
     figures: dict[str, list[float]] = {name: [] for name in variants}

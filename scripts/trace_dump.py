@@ -3,12 +3,16 @@
 A gateway and the vendor sandbox run in this process with an in-memory span exporter, so the
 table shows exactly what an exporter would receive: each span's name, kind, duration and status,
 indented under its parent, with the server span's step events below it. Used to show a trace's
-shape before and after a change (issue 13): ``.venv/bin/python scripts/trace_dump.py``.
+shape before and after a change (issue 13): ``.venv/bin/python scripts/trace_dump.py``. With
+``--redis redis://HOST:PORT/DB`` the gateway keeps its tokens and records there (under a key
+namespace of its own), so the server span shows the Redis operations it counted.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -33,6 +37,8 @@ CONFIG = """
 server:
   listen: 127.0.0.1:0
 auth: none
+token_store: {store}
+key_namespace: trace-dump-{pid}
 accounts:
   corp-app:
     channel: wecom_app
@@ -48,11 +54,23 @@ accounts:
 
 
 #: Span attributes the table shows (the rest are in the exporter's output).
-SHOWN_ATTRIBUTES = ("notify.label.", "notify.vendor.errcode", "rpc.grpc.status_code", "error.type")
+SHOWN_ATTRIBUTES = (
+    "notify.label.",
+    "notify.redis.",
+    "notify.vendor.errcode",
+    "rpc.grpc.status_code",
+    "http.response.status_code",
+    "error.type",
+)
 
 
 def table(spans: Sequence[ReadableSpan]) -> str:
-    """The spans of one trace, children indented under their parent, in start order."""
+    """The spans of the Send's trace, children indented under their parent, in start order.
+
+    Others (a queue worker's Redis polling, with ``--redis``) are traces of their own, left out.
+    """
+    sends = [s.context.trace_id for s in spans if s.name.endswith("/Send") and s.context is not None]
+    spans = [s for s in spans if s.context is not None and s.context.trace_id in sends]
     by_parent: dict[int | None, list[ReadableSpan]] = {}
     ids = {s.context.span_id for s in spans if s.context is not None}
     for span in sorted(spans, key=lambda s: s.start_time or 0):
@@ -86,14 +104,14 @@ def table(spans: Sequence[ReadableSpan]) -> str:
     return "\n".join(lines)
 
 
-async def dump() -> str:
+async def dump(store: str) -> str:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     state = SandboxState()
     async with SandboxServer(state) as sandbox:
-        config = parse_config(textwrap.dedent(CONFIG.format(url=sandbox.url)))
+        config = parse_config(textwrap.dedent(CONFIG.format(url=sandbox.url, store=store, pid=os.getpid())))
         seed_from_accounts(state, config.accounts)
         async with GatewayServer(config) as server, grpc.aio.insecure_channel(server.address) as channel:
             stub = pb_grpc.NotificationServiceStub(channel)
@@ -126,4 +144,6 @@ async def dump() -> str:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(dump()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis", default="memory://", help="a redis:// URL for tokens and records")
+    print(asyncio.run(dump(parser.parse_args().redis)))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.channels.attempts import ACCEPTED, AMBIGUOUS, REFUSED, Attempt, AttemptLog
 from gateway.channels.deliveries import Delivery, MediaUpload, Outgoing, UploadedMedia
@@ -35,7 +35,6 @@ from gateway.channels.transport import (
 from gateway.errors import (
     DeadlineExceeded,
     FailedPrecondition,
-    GatewayError,
     InvalidArgument,
     VendorError,
     VendorOutcome,
@@ -44,7 +43,7 @@ from gateway.errors import (
 )
 from gateway.redaction import redact, register_token
 from gateway.store.rate_limits import RateLimit
-from gateway.telemetry import current_span, vendor_duration, vendor_errors, vendor_retries
+from gateway.telemetry import tracer, vendor_duration, vendor_errors, vendor_retries
 from gateway.tokens.manager import TokenManager
 from generated.notify.v1 import notification_service_pb2 as pb
 
@@ -259,26 +258,11 @@ class ChannelAdapter(ABC):
         starts with less than the account's ``min_attempt_seconds`` left before the deadline.
         ``attempts`` (for calls that deliver a message) gets one entry per attempt.
         """
-        with current_span(
-            f"vendor {self.channel} {path}",
-            attributes={
-                "notify.channel": self.channel,
-                "notify.account": self.account_id,
-                "notify.vendor.path": path,
-            },
-        ) as span:
-            try:
-                return await self._call(
-                    method, path, params, json_body, file, deadline, attempts or AttemptLog()
-                )
-            except VendorError as error:
-                span.set_attribute("notify.vendor.errcode", error.errcode)
-                span.set_status(Status(StatusCode.ERROR, f"vendor errcode {error.errcode}"))
-                vendor_errors.add(1, {"notify.channel": self.channel, "notify.vendor.errcode": error.errcode})
-                raise
-            except GatewayError as error:  # timed out, unreachable, HTTP error after the retries
-                span.set_status(Status(StatusCode.ERROR, error.reason))
-                raise
+        try:
+            return await self._call(method, path, params, json_body, file, deadline, attempts or AttemptLog())
+        except VendorError as error:
+            vendor_errors.add(1, {"notify.channel": self.channel, "notify.vendor.errcode": error.errcode})
+            raise
 
     async def _call(
         self,
@@ -306,9 +290,20 @@ class ChannelAdapter(ABC):
                     "VENDOR_UNAVAILABLE",
                 )
             attempt = attempts.begin()
+            # One client span per attempt, the HTTP request's: the transport records the HTTP
+            # facts on it, and the vendor's verdict (an errcode) is added here before it ends.
+            span = tracer.start_span(f"vendor {self.channel} {path}", kind=SpanKind.CLIENT)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "notify.channel": self.channel,
+                        "notify.account": self.account_id,
+                        "notify.vendor.path": path,
+                    }
+                )
             try:
                 reply = await self._timed_request(
-                    method, url, path, params, json_body, file, timeout, attempt
+                    method, url, path, params, json_body, file, timeout, attempt, span
                 )
             except TransportError as exc:
                 kind = "VENDOR_TIMEOUT" if isinstance(exc, TransportTimeout) else "VENDOR_UNREACHABLE"
@@ -317,8 +312,9 @@ class ChannelAdapter(ABC):
                 reason = "timeout" if isinstance(exc, TransportTimeout) else "unreachable"
                 if (exc.sent and not self.resends_ambiguous) or number == tries:
                     raise self._unavailable(f"{self.vendor_name} {path}: {exc}", kind) from None
-            except BaseException:
+            except BaseException as exc:
                 attempts.settle_in_flight("cancelled while waiting for the vendor")
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             else:
                 answer = _vendor_answer(reply)
@@ -350,10 +346,14 @@ class ChannelAdapter(ABC):
                         errcode=errcode,
                         errmsg=errmsg,
                     )
+                    span.set_attribute("notify.vendor.errcode", errcode)
+                    span.set_status(Status(StatusCode.ERROR, f"vendor errcode {errcode}"))
                     outcome = self.classify(errcode, answer)
                     if outcome is not VendorOutcome.RETRY or number == tries:
                         raise self.vendor_error(outcome, errcode, errmsg)
                     reason = f"errcode_{errcode}"
+            finally:
+                span.end()
             delay = _backoff(number)
             if deadline is not None and time.monotonic() + delay >= deadline:
                 raise self._unavailable(
@@ -381,13 +381,21 @@ class ChannelAdapter(ABC):
         file: FilePart | None,
         timeout: float,
         attempt: Attempt,
+        span: trace.Span,
     ) -> VendorReply:
         """One attempt, its latency recorded per channel and outcome (HTTP status, timeout, error)."""
         started = time.perf_counter()
         outcome = "error"
         try:
             reply = await self.transport.request(
-                method, url, params=params, json_body=json_body, file=file, timeout=timeout, attempt=attempt
+                method,
+                url,
+                params=params,
+                json_body=json_body,
+                file=file,
+                timeout=timeout,
+                attempt=attempt,
+                span=span,
             )
             outcome = str(reply.status)
             return reply

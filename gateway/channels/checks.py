@@ -55,9 +55,11 @@ def robot_recipients(
     recipients: pb.Recipients, vendor: str, *, mentions_allowed: bool, kinds: str
 ) -> list[Violation]:
     """Group robots post to their group: they can only @-mention people, and only in some kinds."""
-    why = f"a {vendor} posts to its group; it can only @-mention user_ids, mobiles or all"
-    violations = not_for("recipients.department_ids", bool(recipients.department_ids), why)
-    violations += not_for("recipients.tag_ids", bool(recipients.tag_ids), why)
+    violations: list[Violation] = []
+    if recipients.department_ids or recipients.tag_ids:  # the text only when it is needed
+        why = f"a {vendor} posts to its group; it can only @-mention user_ids, mobiles or all"
+        violations += not_for("recipients.department_ids", bool(recipients.department_ids), why)
+        violations += not_for("recipients.tag_ids", bool(recipients.tag_ids), why)
     if not mentions_allowed:
         mentions = bool(recipients.user_ids or recipients.mobiles or recipients.all)
         violations += not_for("recipients", mentions, f"{vendor}s @-mention people only in {kinds}")

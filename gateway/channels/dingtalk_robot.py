@@ -200,6 +200,8 @@ def _has_mentions(recipients: pb.Recipients) -> bool:
 def _with_mentions(content: str, recipients: pb.Recipients) -> str:
     """Appends the @tokens DingTalk needs in the text to really ping someone
     (docs/vendors.md, DingTalk group robot)."""
+    if not (recipients.mobiles or recipients.user_ids):
+        return content
     missing = [f"@{who}" for who in (*recipients.mobiles, *recipients.user_ids) if f"@{who}" not in content]
     return f"{content} {' '.join(missing)}" if missing else content
 

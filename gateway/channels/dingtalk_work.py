@@ -175,10 +175,8 @@ class DingTalkWork(ChannelAdapter):
 
 
 def _recipients(recipients: pb.Recipients) -> tuple[list[Violation], dict[str, Any]]:
-    violations = checks.not_for("recipients.tag_ids", bool(recipients.tag_ids), f"{VENDOR}s have no tags")
-    violations += checks.not_for(
-        "recipients.mobiles", bool(recipients.mobiles), f"{VENDOR}s address user_ids, not mobiles"
-    )
+    violations = checks.not_for("recipients.tag_ids", bool(recipients.tag_ids), _NO_TAGS)
+    violations += checks.not_for("recipients.mobiles", bool(recipients.mobiles), _NO_MOBILES)
     body: dict[str, Any] = {}
     if recipients.all:
         body["to_all_user"] = True
@@ -193,6 +191,10 @@ def _recipients(recipients: pb.Recipients) -> tuple[list[Violation], dict[str, A
         body["dept_id_list"] = ",".join(recipients.department_ids)
     return violations, body
 
+
+# The texts once, not formatted again on every Send.
+_NO_TAGS = f"{VENDOR}s have no tags"
+_NO_MOBILES = f"{VENDOR}s address user_ids, not mobiles"
 
 Built = tuple[str, dict[str, Any], list[Violation]]
 

@@ -182,6 +182,7 @@ def _inline_image(data: bytes, rule: MediaRule) -> list[Violation]:
 
 
 def _recipients(recipients: pb.Recipients) -> tuple[list[Violation], dict[str, Any]]:
+    # Each list read once and named directly: this runs on every Send (no getattr by name).
     violations = checks.not_for(
         "recipients.mobiles",
         bool(recipients.mobiles),
@@ -190,18 +191,25 @@ def _recipients(recipients: pb.Recipients) -> tuple[list[Violation], dict[str, A
     body: dict[str, Any] = {}
     if recipients.all:
         body["touser"] = "@all"  # the vendor ignores toparty/totag with @all
-    elif not (recipients.user_ids or recipients.department_ids or recipients.tag_ids):
+        return violations, body
+    users, departments, tags = recipients.user_ids, recipients.department_ids, recipients.tag_ids
+    if not (users or departments or tags):
         violations.append(Violation("recipients", "name user_ids, department_ids or tag_ids, or set all"))
-    else:
-        violations += checks.count_between("recipients.user_ids", recipients.user_ids, 0, USER_LIMIT, VENDOR)
-        for name in ("department_ids", "tag_ids"):
-            violations += checks.count_between(
-                f"recipients.{name}", getattr(recipients, name), 0, PARTY_TAG_LIMIT, VENDOR
-            )
-        for name, key in (("user_ids", "touser"), ("department_ids", "toparty"), ("tag_ids", "totag")):
-            ids = getattr(recipients, name)
-            if ids:
-                body[key] = "|".join(ids)
+        return violations, body
+    if len(users) > USER_LIMIT:
+        violations += checks.count_between("recipients.user_ids", users, 0, USER_LIMIT, VENDOR)
+    if len(departments) > PARTY_TAG_LIMIT:
+        violations += checks.count_between(
+            "recipients.department_ids", departments, 0, PARTY_TAG_LIMIT, VENDOR
+        )
+    if len(tags) > PARTY_TAG_LIMIT:
+        violations += checks.count_between("recipients.tag_ids", tags, 0, PARTY_TAG_LIMIT, VENDOR)
+    if users:
+        body["touser"] = "|".join(users)
+    if departments:
+        body["toparty"] = "|".join(departments)
+    if tags:
+        body["totag"] = "|".join(tags)
     return violations, body
 
 

@@ -28,12 +28,13 @@ class AuthInterceptor(HandlerWrapper):
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode()
                 break
-        if not header.lower().startswith(_SCHEME) or not header[len(_SCHEME) :].strip():
+        api_key = header[len(_SCHEME) :].strip() if header[: len(_SCHEME)].lower() == _SCHEME else ""
+        if not api_key:
             raise Unauthenticated(
                 "missing credentials: send metadata 'authorization: Bearer <api key>'",
                 reason="API_KEY_MISSING",
             )
-        tenant = self._tenants.authenticate(header[len(_SCHEME) :].strip())
+        tenant = self._tenants.authenticate(api_key)
         if tenant is None:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         current_tenant.set(tenant)

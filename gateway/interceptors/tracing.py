@@ -1,6 +1,7 @@
 """The server span of every RPC, continuing the caller's W3C trace context when it sends one.
 
-Outermost interceptor, so the span covers authentication, the chain and the vendor call. The
+Outermost interceptor, so the span covers authentication, the chain and the vendor call, and the
+Redis operations the call makes are counted onto it (``notify.redis.*``) rather than spanned. The
 error interceptor (inside it) marks the span with the status it aborts with; this one marks
 success. (OpenTelemetry's own aio instrumentation records abort_with_status as status 0.)
 """
@@ -20,7 +21,7 @@ from opentelemetry.util.types import AttributeValue
 
 from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
-from gateway.telemetry import current_span, rpc_calls, rpc_duration
+from gateway.telemetry import UNRECORDED, current_span, redis_tally, rpc_calls, rpc_duration, tally_for
 
 
 # Hand-written, not opentelemetry-instrumentation-grpc's aio interceptor: it fails WatchMessage (it
@@ -44,6 +45,8 @@ class TracingInterceptor(HandlerWrapper):
         ) as span:
             started = time.perf_counter()
             code = 0
+            tally = tally_for(span)
+            tallying = redis_tally.set(tally)
             try:
                 response = await invoke(request, context)
             except asyncio.CancelledError:
@@ -55,6 +58,9 @@ class TracingInterceptor(HandlerWrapper):
                 code = _code_of(span)
                 raise
             finally:
+                redis_tally.reset(tallying)
+                if tally is not UNRECORDED:
+                    tally.record_on(span)
                 _record(span, attributes, code, time.perf_counter() - started)
             span.set_attribute("rpc.grpc.status_code", 0)
             return response

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from gateway.lifecycle.states import ACCEPTED, EXPIRED, IllegalTransition, abandon, advance, not_sent
@@ -26,6 +26,7 @@ log = logging.getLogger("gateway.lifecycle")
 
 DEFAULT_LEASE = 30.0
 Mutation = Callable[[pb.MessageRecord], None]
+Write = Callable[[StoredRecord], Awaitable[bool]]  # a compare-and-set write, as RecordStore.put
 T = TypeVar("T")
 
 
@@ -159,12 +160,17 @@ class Ledger:
         mine.owner, mine.lease_until = owner, time.time() + self.lease_seconds
         return mine if await self.store.put(mine) else None
 
-    async def change(self, stored: StoredRecord, mutate: Mutation, *, release: bool = False) -> StoredRecord:
+    async def change(
+        self, stored: StoredRecord, mutate: Mutation, *, release: bool = False, write: Write | None = None
+    ) -> StoredRecord:
         """Applies ``mutate`` to the record and writes it; on a concurrent change, to the fresh copy.
 
         A Send's own writes keep its ownership (``release`` ends it); if the record has meanwhile
-        been resolved by someone else, LeaseLost. ``mutate`` may raise IllegalTransition.
+        been resolved by someone else, LeaseLost. ``mutate`` may raise IllegalTransition. ``write``
+        replaces the store's compare-and-set ``put`` with one that does more in the same round trip
+        (a queue worker finishing its job).
         """
+        put = write or self.store.put
         for _ in range(5):
             candidate = stored.copy()
             mutate(candidate.record)
@@ -172,7 +178,7 @@ class Ledger:
                 candidate.owner, candidate.lease_until = "", 0.0
             elif candidate.owner:
                 candidate.lease_until = time.time() + self.lease_seconds
-            if await self.store.put(candidate):
+            if await put(candidate):
                 self._notify(stored.message_id)
                 return candidate
             fresh = await self.store.get(stored.message_id)
@@ -183,23 +189,26 @@ class Ledger:
             stored = fresh
         raise RuntimeError(f"message {stored.message_id}: too many concurrent changes")
 
-    async def settle(self, stored: StoredRecord, mutate: Mutation) -> StoredRecord:
+    async def settle(
+        self, stored: StoredRecord, mutate: Mutation, *, write: Write | None = None
+    ) -> StoredRecord:
         """A Send's last write, ending its ownership. It runs to the end even when the Send is
-        cancelled (the caller's deadline, a client gone, shutdown), and ``drain`` waits for it."""
-        task = asyncio.ensure_future(self._settle(stored, mutate))
+        cancelled (the caller's deadline, a client gone, shutdown), and ``drain`` waits for it.
+        ``write``: as for ``change``."""
+        task = asyncio.ensure_future(self._settle(stored, mutate, write))
         self._track(task)
         return await asyncio.shield(task)
 
-    async def _settle(self, stored: StoredRecord, mutate: Mutation) -> StoredRecord:
+    async def _settle(self, stored: StoredRecord, mutate: Mutation, write: Write | None) -> StoredRecord:
         try:
-            return await self.change(stored, mutate, release=True)
+            return await self.change(stored, mutate, release=True, write=write)
         except LeaseLost as lost:
             # Our lease ran out (the store was unreachable for a whole lease) and a reader resolved
             # the record: what we learned still counts where the state machine allows it (a late
             # SENT after UNKNOWN); otherwise the resolved record stands.
             log.warning("message resolved while its Send worked", extra={"message_id": stored.message_id})
             try:
-                return await self.change(lost.current, mutate, release=True)
+                return await self.change(lost.current, mutate, release=True, write=write)
             except IllegalTransition:
                 return lost.current
 

@@ -49,7 +49,7 @@ from gateway.queue.streams import JobQueue
 from gateway.store.media_cache import MediaCache
 from gateway.store.rate_limits import RateLimiter
 from gateway.store.records import StoredRecord
-from gateway.telemetry import tracer
+from gateway.telemetry import UNRECORDED, redis_tally, tally_for, tracer
 from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.queue")
@@ -210,6 +210,9 @@ class Worker:
                 "messaging.destination.name": f"queue:{account}",
             },
         )
+        # Its own task, so the tally is this delivery's alone: its Redis operations, counted on its span.
+        tally = tally_for(span)
+        redis_tally.set(tally)
         try:
             with trace.use_span(span, end_on_exit=False):
                 await self._deliver_until_final(account, adapter, job, ticket, first)
@@ -218,6 +221,8 @@ class Worker:
         except Exception:
             log.exception("queued delivery failed", extra={"message_id": job.message_id})
         finally:
+            if tally is not UNRECORDED:
+                tally.record_on(span)
             span.end()
             if not self._stopping.is_set():  # stopping: stop() hands it back, unless it finished
                 self._release(account, job)
@@ -248,10 +253,11 @@ class Worker:
             if taken is None:  # changed meanwhile (a Recall, another worker): read it again
                 continue
             tries += 1
-            retry_in = await self._attempt(adapter, job, taken, tries, resend, outgoing)
+            retry_in, finished = await self._attempt(adapter, job, taken, tries, resend, outgoing)
             ticket = ""
             if retry_in is None:
-                await self._store_call(lambda: self.queue.finish(account, job.entry_id))
+                if not finished:  # its outcome's write did not finish it (someone else's outcome stood)
+                    await self._store_call(lambda: self.queue.finish(account, job.entry_id))
                 return
             if await self._sleep(retry_in):
                 return  # stopping: the record is ACCEPTED (or UNKNOWN), the job goes back
@@ -276,9 +282,9 @@ class Worker:
         tries: int,
         resend: bool,
         outgoing: Outgoing | None,
-    ) -> float | None:
+    ) -> tuple[float | None, bool]:
         """One delivery of the message, its outcome recorded; the seconds until the next try, or
-        None when the record is final."""
+        None when the record is final, and whether the job was finished with the outcome's write."""
         record = taken.record
         expires = record.expire_time.ToNanoseconds() / 1e9
         ctx: CallContext[pb.SendRequest] = CallContext(
@@ -305,21 +311,42 @@ class Worker:
                 mutate, retry_in = self.policy.after_failure(
                     adapter, exc, attempts, state=state, expires=expires, tries=tries, resend=resend
                 )
-                final = await self._settle(ctx, mutate)
+                final, finished = await self._settle(ctx, mutate, job, _final)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                return None if final.record.final else retry_in
+                return (None, finished) if final.record.final else (retry_in, False)
         awaits_report = adapter.reports_delivery and bool(delivery.vendor_message_id)
         recallable = adapter.recallable and bool(delivery.vendor_message_id)
-        await self._settle(ctx, sent(delivery, attempts, recallable, awaits_report))
+        _, finished = await self._settle(
+            ctx, sent(delivery, attempts, recallable, awaits_report), job, _always
+        )
         if awaits_report:
             with contextlib.suppress(Unavailable):  # the message is out; only its report is lost
                 await self.reports.expect(job.message_id)
-        return None
+        return None, finished
 
-    async def _settle(self, ctx: CallContext[pb.SendRequest], mutate: Mutation) -> StoredRecord:
-        """Writes the outcome, waiting out a Redis outage: what the vendor did must not be lost."""
-        stored = await self._store_call(lambda: self.ledger.settle(ctx.require_record(), mutate))
+    async def _settle(
+        self,
+        ctx: CallContext[pb.SendRequest],
+        mutate: Mutation,
+        job: Job,
+        done: Callable[[StoredRecord], bool],
+    ) -> tuple[StoredRecord, bool]:
+        """Writes the outcome, waiting out a Redis outage: what the vendor did must not be lost.
+
+        When ``done`` says the record written leaves the job nothing to do, the same write finishes
+        the job (True): one round trip, and the job never ends without its outcome recorded.
+        """
+        finished = False
+
+        async def write(candidate: StoredRecord) -> bool:
+            nonlocal finished
+            if not done(candidate):
+                return await self.ledger.store.put(candidate)
+            finished = await self.queue.settle(candidate, ctx.account_id, job.entry_id)
+            return finished
+
+        stored = await self._store_call(lambda: self.ledger.settle(ctx.require_record(), mutate, write=write))
         ctx.record = stored
         record = stored.record
         if record.final:
@@ -329,7 +356,7 @@ class Worker:
                 max(0.0, time.time() - record.create_time.ToNanoseconds() / 1e9),
                 {"notify.account": record.account, "outcome": outcome},
             )
-        return stored
+        return stored, finished
 
     async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T:
         """A store call that waits for Redis to come back rather than giving up on a job in hand."""
@@ -385,6 +412,16 @@ def _prepared(adapter: ChannelAdapter, job: Job) -> Outgoing | None:
 
 async def _nothing() -> None:
     return None
+
+
+def _final(stored: StoredRecord) -> bool:
+    """A failed attempt leaves the job nothing to do when it made the record final."""
+    return stored.record.final
+
+
+def _always(stored: StoredRecord) -> bool:
+    """A delivery the vendor accepted leaves the job nothing to do (a report is another queue's)."""
+    return True
 
 
 class _Pause:

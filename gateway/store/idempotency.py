@@ -10,7 +10,9 @@ refused rather than answered with the wrong message.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -160,11 +162,22 @@ class RedisIdempotencyStore:
 
 
 def idempotency_key(keys: KeySpace, scope: Scope) -> str:
-    return keys.key(f"s:{slot_tag(scope.account)}", f"idem:{scope.tenant}:{scope.account}:{scope.key}")
+    return keys.key(f"s:{_account_tag(scope.account)}", f"idem:{scope.tenant}:{scope.account}:{scope.key}")
+
+
+# The accounts of the config, each asked on every Send with a key: a checksum not worth redoing.
+_account_tag = functools.lru_cache(maxsize=4096)(slot_tag)
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def encode_binding(binding: Binding) -> str:
-    return json.dumps({"fp": binding.fingerprint, "m": binding.message_id, "t": binding.bound_at})
+    """The same text as ``json.dumps`` of the three fields (the Lua scripts and ``decode_binding``
+    read it as JSON), built directly: a third of the cost, on every Send with a key."""
+    bound_at = binding.bound_at
+    if not math.isfinite(bound_at):  # json's spelling of these differs from repr's
+        return json.dumps({"fp": binding.fingerprint, "m": binding.message_id, "t": bound_at})
+    fingerprint, message_id = _json_string(binding.fingerprint), _json_string(binding.message_id)
+    return f'{{"fp": {fingerprint}, "m": {message_id}, "t": {bound_at!r}}}'
 
 
 def decode_binding(raw: str | bytes) -> Binding:

@@ -16,9 +16,10 @@ epoch. A scope no replica has used yet is not a loss: its windows are really emp
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from redis.exceptions import RedisError
 
 from gateway.ids import slot_tag
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
+from gateway.store.redis_pool import run_script
 
 log = logging.getLogger("gateway.rate_limits")
 #: How long a scope's marker outlives its last use; a replica forgets an epoch it saw half as long ago
@@ -57,7 +59,9 @@ class RateLimiter(Protocol):
 
 
 def new_ticket() -> str:
-    return uuid.uuid4().hex  # unique, so two admissions in one microsecond both count
+    # Unique (128 random bits), so two admissions in one microsecond both count; the same 32 hex
+    # characters as uuid4().hex at a fifth of its cost, on every rate-limited Send.
+    return os.urandom(16).hex()
 
 
 class MemoryRateLimiter:
@@ -128,6 +132,8 @@ _ACQUIRE = (
 )
 
 
+# Scopes are the config's accounts and tenants: few, and asked for on every rate-limited Send.
+@functools.lru_cache(maxsize=4096)
 def rate_keys(keys: KeySpace, scope: str) -> tuple[str, str]:
     """The window and marker of ``scope``. An account's sit in its hash slot (gateway.ids), beside
     its records and idempotency keys, so a Send's admission touches one slot."""
@@ -147,8 +153,11 @@ class RedisRateLimiter:
     async def acquire(self, scope: str, rate: RateLimit) -> Admission:
         ticket = new_ticket()
         try:
-            wait_us, epoch = await self._acquire(
-                keys=list(rate_keys(self._keys, scope)), args=self.acquire_args(scope, rate, ticket)
+            ((wait_us, epoch),) = await run_script(
+                self._client,
+                self._acquire,
+                rate_keys(self._keys, scope),
+                self.acquire_args(scope, rate, ticket),
             )
         except RedisError as exc:
             raise store_unavailable("rate limiter", exc) from None

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from gateway.ids import id_slot_tag, min_id_at
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
+from gateway.store.redis_pool import run_script
 from generated.notify.v1 import notification_service_pb2 as pb
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
@@ -125,12 +125,17 @@ class MemoryRecordStore:
         return stored.record.create_time.seconds + self._retention < time.time()
 
 
-# KEYS[1] record. ARGV: expected version, record bytes, owner, lease (ms), ttl (ms).
+# KEYS[1] record[, KEYS[2] a queue stream]. ARGV: expected version, record bytes, owner, lease (ms),
+# ttl (ms)[, the stream's group, the entry id of the job to finish once the record is written].
 _PUT = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', version + 1, 'r', ARGV[2], 'o', ARGV[3], 'l', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if KEYS[2] then
+  redis.call('XACK', KEYS[2], ARGV[6], ARGV[7])
+  redis.call('XDEL', KEYS[2], ARGV[7])
+end
 return 1
 """
 _EXTEND = """
@@ -140,14 +145,30 @@ return 1
 """
 
 
+#: How often one process trims a tenant's index of ids past retention and renews its expiry: it is
+#: upkeep, not per-message work, so a Send's own write is the record script and one ZADD.
+INDEX_UPKEEP_SECONDS = 60.0
+#: Tenants whose last upkeep a process remembers; one forgotten is only trimmed again sooner.
+_UPKEEP_TENANTS = 10_000
+
+
 class RedisRecordStore:
     """A record is a hash at ``ns:{s:<slot tag>}:record:<message_id>``; a tenant's index is a sorted
-    set of ids at ``ns:{tenant:<name>}:messages``, all scores 0 so it orders by id (time)."""
+    set of ids at ``ns:{tenant:<name>}:messages``, all scores 0 so it orders by id (time).
+
+    The index stays bounded although a Send only adds to it: every process that adds to a tenant's
+    index trims it of ids past retention and renews its expiry on the tenant's first Send and then
+    at most every INDEX_UPKEEP_SECONDS. So it holds at most retention plus that interval of ids, and
+    its expiry (retention plus the interval) outlasts the newest record it lists, so no live record
+    drops out of ListMessages early. Ids whose records expired in between are skipped by ``newest``.
+    """
 
     def __init__(self, client: redis.Redis, namespace: str, retention: float = DEFAULT_RETENTION) -> None:
         self._client = client
         self._keys = KeySpace(namespace)
         self._retention = retention
+        self._index_ttl_ms = int((retention + INDEX_UPKEEP_SECONDS) * 1000)
+        self._upkept: dict[str, float] = {}  # tenant -> monotonic time of its index's last upkeep
         self._put = client.register_script(_PUT)
         self._extend = client.register_script(_EXTEND)
 
@@ -163,21 +184,35 @@ class RedisRecordStore:
 
     @traced("EVALSHA record")
     async def put(self, stored: StoredRecord) -> bool:
+        return await self._write(stored)
+
+    @traced("EVALSHA record+finish")
+    async def put_finishing(self, stored: StoredRecord, stream: str, group: str, entry_id: str) -> bool:
+        """``put`` of a stored record that, when it is written, also acknowledges and deletes the
+        queue job ``entry_id`` in the same script (the stream shares the record's hash slot): a
+        queued delivery's last write and the end of its job, in one round trip and all or nothing."""
+        if not stored.version:
+            raise ValueError("put_finishing writes a stored record, not a new one")
+        return await self._write(stored, (stream,), (group, entry_id))
+
+    async def _write(
+        self, stored: StoredRecord, more_keys: tuple[str, ...] = (), more_args: tuple[str, ...] = ()
+    ) -> bool:
         record = stored.record
-        ttl_ms = self.ttl_ms(record)
-        args: list[bytes | str | int] = [
+        keys = (self._key(record.message_id), *more_keys)
+        args = (
             stored.version,
             record.SerializeToString(),
             stored.owner,
             int(stored.lease_until * 1000),
-            ttl_ms,
-        ]
+            self.ttl_ms(record),
+            *more_args,
+        )
         try:
             if stored.version:
-                written = await self._put(keys=[self._key(record.message_id)], args=args)
+                written = (await run_script(self._client, self._put, keys, args))[0]
             else:  # a new record also enters its tenant's index
-                key = self._key(record.message_id)
-                written = await self.write_listed(self._put, [key], args, record, lambda reply: bool(reply))
+                written = await self.write_listed(self._put, keys, args, record, bool)
         except RedisError as exc:
             raise store_unavailable("message records", exc) from None
         if written:
@@ -185,40 +220,39 @@ class RedisRecordStore:
         return bool(written)
 
     async def write_listed(
-        self, script: AsyncScript, keys: list[str], args: list[Any], record: pb.MessageRecord,
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], record: pb.MessageRecord,
         wrote: Callable[[Any], bool],
     ) -> Any:  # fmt: skip
         """Runs a script that writes ``record`` new, and lists it for its tenant, in one round trip.
 
-        The index is in another hash slot than the record, so it cannot be in the script: it rides
-        in the same pipeline, and is taken back when ``wrote(reply)`` says the script wrote nothing
-        (a key already bound, a full queue), so refused Sends never fill the index, however many.
-        RedisError is the caller's to map.
+        The index is in another hash slot than the record, so it cannot be in the script: its ZADD
+        rides in the same write, and is taken back when ``wrote(reply)`` says the script wrote
+        nothing (a key already bound, a full queue), so refused Sends never fill the index, however
+        many. RedisError is the caller's to map.
         """
-        for attempt in range(2):
-            # EVALSHA by hand: redis-py's scripts in a pipeline first ask SCRIPT EXISTS, one more
-            # round trip on every call; NOSCRIPT (a Redis that restarted) loads it, once.
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-                self.add_to_index(pipe, record)
-                try:
-                    reply, *_ = await pipe.execute()
-                    break
-                except NoScriptError:
-                    if attempt:
-                        raise
-                    await self._client.script_load(script.script)
+        reply = (await run_script(self._client, script, keys, args, self.index_commands(record)))[0]
         if not wrote(reply):
             await self._client.zrem(self._index(record.tenant), record.message_id)
         return reply
 
-    def add_to_index(self, pipe: Pipeline, record: pb.MessageRecord) -> None:
-        """Queues the commands that list ``record`` for its tenant; the index forgets ids past retention."""
-        index = self._index(record.tenant)
+    def index_commands(self, record: pb.MessageRecord) -> list[tuple[Any, ...]]:
+        """The commands that list ``record`` for its tenant, with the index's upkeep when it is due."""
+        tenant = record.tenant
+        index = self._index(tenant)
+        commands: list[tuple[Any, ...]] = [("ZADD", index, 0, record.message_id)]
+        now = time.monotonic()
+        last = self._upkept.get(tenant)
+        if last is not None and now - last < INDEX_UPKEEP_SECONDS:
+            return commands
+        if last is not None:
+            del self._upkept[tenant]  # put back at the end: the dict stays in upkeep order
+        elif len(self._upkept) >= _UPKEEP_TENANTS:
+            del self._upkept[next(iter(self._upkept))]  # the longest since its upkeep
+        self._upkept[tenant] = now
         oldest = min_id_at(time.time() - self._retention)
-        pipe.zadd(index, {record.message_id: 0})
-        pipe.zremrangebylex(index, "-", f"({oldest}")
-        pipe.pexpire(index, int(self._retention * 1000))
+        commands.append(("ZREMRANGEBYLEX", index, "-", f"({oldest}"))
+        commands.append(("PEXPIRE", index, self._index_ttl_ms))
+        return commands
 
     @traced("HGETALL")
     async def get(self, message_id: str) -> StoredRecord | None:

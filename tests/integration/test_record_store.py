@@ -8,10 +8,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import redis.asyncio as redis
 
 from gateway.ids import min_id_at, new_message_id
+from gateway.store import records as records_module
 from gateway.store.records import (
     DEFAULT_RETENTION,
+    INDEX_UPKEEP_SECONDS,
     MemoryRecordStore,
     RecordStore,
     RedisRecordStore,
@@ -283,3 +286,89 @@ async def test_a_record_within_the_retention_is_kept(make_store: StoreFactory) -
     assert await store.put(recent)
     assert await store.get(recent.message_id) is not None
     assert ids(await store.newest("acme", None, "", 10)) == [recent.message_id]
+
+
+# -- the index's upkeep (Redis) ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    client = connect(redis_url)
+    yield client
+    await close(client)
+
+
+async def test_the_first_write_of_a_tenant_trims_its_index_and_sets_its_expiry(
+    redis_client: redis.Redis, namespace: str
+) -> None:
+    store = RedisRecordStore(redis_client, namespace, retention=3600)
+    index = f"{namespace}:{{tenant:acme}}:messages"
+    stale = min_id_at(time.time() - 3600 - 60)
+    await redis_client.zadd(index, {stale: 0})
+
+    assert await store.put(record())
+
+    assert await redis_client.zscore(index, stale) is None
+    ttl_ms = await redis_client.pttl(index)
+    assert 3600_000 < ttl_ms <= (3600 + INDEX_UPKEEP_SECONDS) * 1000  # outlives the newest record
+
+
+async def test_later_writes_within_the_interval_only_list_then_upkeep_comes_back(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisRecordStore(redis_client, namespace, retention=3600)
+    index = f"{namespace}:{{tenant:acme}}:messages"
+    assert await store.put(record())
+    stale = min_id_at(time.time() - 3600 - 60)
+    await redis_client.zadd(index, {stale: 0})
+    await redis_client.persist(index)
+
+    listed = record()
+    assert await store.put(listed)
+    assert await redis_client.zscore(index, listed.message_id) is not None
+    assert await redis_client.zscore(index, stale) is not None  # no upkeep: within the interval
+    assert await redis_client.pttl(index) == -1
+
+    monkeypatch.setattr(records_module, "INDEX_UPKEEP_SECONDS", 0.0)  # the interval has passed
+    assert await store.put(record())
+    assert await redis_client.zscore(index, stale) is None
+    assert await redis_client.pttl(index) > 0
+
+
+async def test_upkeep_is_per_tenant(redis_client: redis.Redis, namespace: str) -> None:
+    store = RedisRecordStore(redis_client, namespace, retention=3600)
+    assert await store.put(record("acme"))
+    index = f"{namespace}:{{tenant:globex}}:messages"
+    stale = min_id_at(time.time() - 3600 - 60)
+    await redis_client.zadd(index, {stale: 0})
+
+    assert await store.put(record("globex"))  # globex's first write, although acme wrote just now
+
+    assert await redis_client.zscore(index, stale) is None
+
+
+async def test_a_record_is_written_after_redis_forgot_the_scripts(
+    redis_client: redis.Redis, namespace: str
+) -> None:
+    store = RedisRecordStore(redis_client, namespace)
+    new = record()
+    await redis_client.script_flush()
+
+    assert await store.put(new)  # new: the script with its index commands
+    await redis_client.script_flush()
+    assert await store.put(new)  # an update: the script alone
+
+    found = await store.get(new.message_id)
+    assert found is not None and found.version == 2
+    assert ids(await store.newest("acme", None, "", 10)) == [new.message_id]
+
+
+async def test_a_process_remembers_the_upkeep_of_a_bounded_number_of_tenants(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(records_module, "_UPKEEP_TENANTS", 3)
+    store = RedisRecordStore(redis_client, namespace)
+    for tenant in ("a", "b", "c", "d", "e"):
+        assert await store.put(record(tenant))
+
+    assert list(store._upkept) == ["c", "d", "e"]  # the longest since their upkeep forgotten first

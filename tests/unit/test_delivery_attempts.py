@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from opentelemetry.trace import Span
 
 from gateway.channels.attempts import (
     ACCEPTED,
@@ -132,6 +133,7 @@ class ScriptedVendor:
         file: FilePart | None = None,
         timeout: float,
         attempt: Attempt | None = None,
+        span: Span | None = None,
     ) -> VendorReply:
         self.requests += 1
         if not self.script:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway import redaction
+from gateway.logs import JsonFormatter
 from gateway.redaction import MASK, RedactingFilter, redact, register_secrets, register_token
 
 
@@ -159,6 +161,29 @@ def test_fields_passed_with_extra_are_masked_too(captured: tuple[logging.Logger,
     finally:
         logger.removeHandler(collector)
     assert collector.records[0].error == "authorization: ***"  # type: ignore[attr-defined]
+
+
+def test_json_lines_mask_every_string_field_and_keep_numbers_as_they_are() -> None:
+    secret = "json-line-secret-91ac"
+    register_secrets([secret])
+    record = logging.LogRecord("gateway.access", logging.WARNING, "", 0, "rpc", None, None)
+    fields = {"peer": f"ipv4:10.0.0.1:5 {secret}", "rpc": "/a/B", "vendor_errcode": 40014, "duration_ms": 1.5}
+    record.__dict__.update({**fields, "retried": True})
+    RedactingFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["peer"] == f"ipv4:10.0.0.1:5 {MASK}"
+    kept = (line["rpc"], line["vendor_errcode"], line["duration_ms"], line["retried"])
+    assert kept == ("/a/B", 40014, 1.5, True)
+    assert list(line)[4:] == [*fields, "retried"]  # the fields in the order they were passed
+
+
+def test_json_timestamps_are_each_records_own_as_seconds_change() -> None:
+    formatter = JsonFormatter()
+    for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5, 1_699_999_999.0):
+        record = logging.LogRecord("gateway", logging.INFO, "", 0, "tick", None, None)
+        record.created, record.msecs = created, (created % 1) * 1000
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(record.msecs):03d}Z"
+        assert json.loads(formatter.format(record))["ts"] == expected
 
 
 # -- access tokens the vendors issue ---------------------------------------------------------------

@@ -19,6 +19,8 @@ SPAN_LABELS = 16
 SPAN_LABEL_KEY_CHARS = 64
 SPAN_LABEL_VALUE_CHARS = 128
 MAX_EXPIRE_AFTER = 7 * 24 * 3600  # seconds; a queued message older than this is no news to anyone
+#: The enum's values, once: ``DeliveryMode.values()`` builds a new list on every call.
+_DELIVERY_MODES = frozenset(pb.DeliveryMode.values())
 
 
 async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> Any:
@@ -26,7 +28,8 @@ async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> An
     violations: list[Violation] = []
     if not request.account:
         violations.append(Violation("account", "is required: name a configured account"))
-    if not request.HasField("message") or request.message.WhichOneof("kind") is None:
+    kind = request.message.WhichOneof("kind") if request.HasField("message") else None
+    if kind is None:
         violations.append(Violation("message", "is required: set exactly one kind (text, markdown, ...)"))
     if len(request.idempotency_key) > IDEMPOTENCY_KEY_LIMIT:
         violations.append(
@@ -38,7 +41,7 @@ async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> An
     if len(request.labels) > LABELS_LIMIT:
         violations.append(Violation("labels", f"has {len(request.labels)} entries; at most {LABELS_LIMIT}"))
     options = request.options
-    if options.delivery not in pb.DeliveryMode.values():
+    if options.delivery not in _DELIVERY_MODES:
         violations.append(Violation("options.delivery", f"{options.delivery} is not a DeliveryMode"))
     if options.HasField("expire_after"):
         seconds = options.expire_after.ToNanoseconds() / 1e9
@@ -51,7 +54,7 @@ async def validate_send(ctx: CallContext[pb.SendRequest], call_next: Next) -> An
     if violations:
         raise InvalidArgument(violations)
     ctx.account_id = request.account
-    ctx.annotate("notify.message_kind", request.message.WhichOneof("kind") or "")
+    ctx.annotate("notify.message_kind", kind or "")
     return await call_next()
 
 
