@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from gateway.config import Config, ConfigError, load_config, parse_listen
 from gateway.event_loop import EVENT_LOOPS, EventLoopUnavailable, loop_factory, resolve
+from gateway.gc_tuning import tune_for_serving
 from gateway.logs import configure_logging, route_native_stderr
 from gateway.tenants import hash_key
 
@@ -228,9 +229,9 @@ async def _serve(
     config: Config, sandbox_listen: str | None, trace_url: str | None = None, *, reuse_port: bool = False
 ) -> int:
     from gateway.server import GatewayServer, run_until_signalled
-    from gateway.telemetry import TelemetryOptions, setup_telemetry
 
-    setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
+    if not _telemetry_started(config):
+        return 1
     async with contextlib.AsyncExitStack() as stack:
         if sandbox_listen is not None:
             await stack.enter_async_context(_sandbox(config, sandbox_listen, trace_url))
@@ -239,16 +240,35 @@ async def _serve(
         except (OSError, RuntimeError) as exc:
             print(f"notify-gateway: cannot start: {exc}", file=sys.stderr)
             return 1
+        tune_for_serving()  # what start-up made stays: out of every collection from here on
         await run_until_signalled(server)
     return 0
 
 
 async def _work(config: Config) -> int:
     from gateway.queue.role import run_worker_until_signalled
+
+    if not _telemetry_started(config):
+        return 1
+    tune_for_serving()
+    return await run_worker_until_signalled(config)
+
+
+def _telemetry_started(config: Config) -> bool:
+    """Installs telemetry; False, said on stderr, when its /metrics port cannot be bound (taken,
+    or an address this host does not have), which would otherwise end the process in a traceback."""
     from gateway.telemetry import TelemetryOptions, setup_telemetry
 
-    setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
-    return await run_worker_until_signalled(config)
+    try:
+        setup_telemetry(TelemetryOptions(**config.telemetry.model_dump()))
+    except OSError as exc:
+        listen = config.telemetry.prometheus_listen
+        print(
+            f"notify-gateway: cannot start: telemetry.prometheus_listen {listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 async def _run_sandbox(config: Config, listen: str, trace_url: str | None = None) -> int:

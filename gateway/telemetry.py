@@ -8,15 +8,16 @@ same way. Nothing here ever records a credential: URLs pass through ``redaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -32,8 +33,45 @@ INSTRUMENTATION = "notify-gateway"
 tracer = trace.get_tracer(INSTRUMENTATION)
 meter = metrics.get_meter(INSTRUMENTATION)
 
+
+class CallCounts:
+    """``notify.rpc.calls``: counted here per label set, handed to the SDK when a reader collects.
+
+    The SDK cleans, copies and hashes a measurement's labels on every ``add`` (~8 µs of CPU with
+    the eight labels of an RPC), and every RPC also records ``rpc.server.call.duration`` with the
+    same labels. Counting in a dict keyed by the labels' values costs well under a microsecond;
+    the exported metric (a monotonic cumulative sum, by the same name and labels) is the same.
+    Bounded as the labels are: accounts and tenants are configured ones, codes and methods few.
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[AttributeValue | None, ...], list[Any]] = {}
+
+    def labels(self, key: tuple[AttributeValue | None, ...]) -> dict[str, AttributeValue] | None:
+        """The labels counted under ``key`` (None: not seen yet), for the duration's record too."""
+        entry = self._counts.get(key)
+        return entry[1] if entry is not None else None
+
+    def add(self, key: tuple[AttributeValue | None, ...], labels: dict[str, AttributeValue]) -> None:
+        entry = self._counts.get(key)
+        if entry is None:
+            self._counts[key] = [1, labels]
+        else:
+            entry[0] += 1
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Runs in the reader's thread: list() copies the values in one step under the GIL, while
+        # the event loop may be adding a label set.
+        return [Observation(count, labels) for count, labels in list(self._counts.values())]
+
+
 # What an SRE watches: sends by outcome, vendor errors by code, vendor latency, token fetches.
-rpc_calls = meter.create_counter("notify.rpc.calls", description="RPCs served, by method and gRPC status")
+call_counts = CallCounts()
+rpc_calls = meter.create_observable_counter(
+    "notify.rpc.calls", callbacks=[call_counts.observe], description="RPCs served, by method and gRPC status"
+)
 vendor_errors = meter.create_counter(
     "notify.vendor.errors", description="Vendor answers with a non-zero errcode"
 )
@@ -172,10 +210,12 @@ class RedisTally:
 
     def record_on(self, span: trace.Span) -> None:
         """Writes the figures on ``span`` and closes the tally."""
+        span.set_attributes(self.close())
+
+    def close(self) -> dict[str, AttributeValue]:
+        """Closes the tally and returns its figures, for a caller that writes them with others."""
         self.closed = True
-        span.set_attributes(
-            {"notify.redis.calls": self.calls, "notify.redis.duration_ms": round(self.seconds * 1000, 3)}
-        )
+        return {"notify.redis.calls": self.calls, "notify.redis.duration_ms": round(self.seconds * 1000, 3)}
 
 
 #: Stands for "this call is not recorded" (sampled out): its Redis operations are neither timed nor traced.
@@ -184,6 +224,15 @@ UNRECORDED = RedisTally()
 #: The tally of the call being served. None outside any call (start-up, health checks, a background
 #: token refresh): there each Redis operation keeps a client span of its own.
 redis_tally: ContextVar[RedisTally | None] = ContextVar("redis_tally", default=None)
+
+
+#: What the call's chain found out (``notify.account``, ``notify.message_id``, labels, the gRPC
+#: code...), gathered over the call and written on the server span once, as the call ends: one
+#: ``set_attributes`` takes the span's lock once where a ``set_attribute`` per fact took it ten times
+#: (~5 µs of CPU instead of ~8.5 for a Send's). The metrics and the access log read the facts here,
+#: which a call not sampled keeps too (its span keeps none). None outside a gRPC call (a queue
+#: worker's delivery): facts go straight to the span.
+call_facts: ContextVar[dict[str, AttributeValue] | None] = ContextVar("call_facts", default=None)
 
 
 def tally_for(span: trace.Span) -> RedisTally:

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from gateway.channels.base import ChannelAdapter
 from gateway.channels.deliveries import Outgoing
 from gateway.store.rate_limits import Admission
 from gateway.store.records import StoredRecord
+from gateway.telemetry import call_facts
 
 RequestT = TypeVar("RequestT")
 
@@ -33,10 +35,17 @@ class CallContext(Generic[RequestT]):
     settled: bool = False  # the Send's outcome is written (or being written) to its record
     attributes: dict[str, Any] = field(default_factory=dict)  # for steps that add their own facts
     span: trace.Span = field(default_factory=trace.get_current_span)  # the RPC's server span
+    # The call's facts, which the tracing interceptor writes on ``span`` as the call ends; None
+    # outside a gRPC call, where ``annotate`` writes on the span at once.
+    facts: dict[str, AttributeValue] | None = field(default_factory=call_facts.get)
 
     def annotate(self, key: str, value: str) -> None:
         """Puts a fact an SRE searches by (notify.account, notify.message_id...) on the RPC's span."""
-        self.span.set_attribute(key, value)
+        facts = self.facts
+        if facts is None:
+            self.span.set_attribute(key, value)
+        else:
+            facts[key] = value
 
     @classmethod
     def with_timeout(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.connector import Connection
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -114,6 +115,10 @@ class AiohttpTransport:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
+                # No vendor API uses cookies (docs/vendors.md: credentials travel in the query), and
+                # the session is shared by every account: a cookie one vendor set must not ride on
+                # another account's calls. Nor is each request and answer checked against a jar.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=encode_json,
                 raise_for_status=False,
                 request_class=_AttemptRequest,
@@ -169,8 +174,7 @@ class AiohttpTransport:
         try:
             async with self._client().request(
                 method,
-                url,
-                params=params,
+                _target(url, tuple(params.items()) if params else ()),
                 data=data,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
@@ -209,6 +213,22 @@ def _server(url: str) -> tuple[str, int]:
     return target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
 
 
+@functools.lru_cache(maxsize=256)
+def _target(url: str, query: tuple[tuple[str, str], ...]) -> yarl.URL:
+    """The URL with its query, built by yarl once per URL and credentials, not on every request.
+
+    Given ``params=``, aiohttp rebuilds and re-quotes the URL for each request; the same few
+    (path, access token) pairs are called all day. A signed DingTalk robot's timestamp makes each
+    of its URLs new: those take one slot each and age out. The credentials kept here are the ones
+    the settings and the token manager already hold, and a URL object is never logged.
+    """
+    try:
+        target = yarl.URL(url)
+    except ValueError as exc:  # as aiohttp reports a URL it cannot parse: nothing was sent
+        raise aiohttp.InvalidUrlClientError(url) from exc
+    return target.extend_query(query) if query else target
+
+
 def _sent(attempt: Attempt | None) -> bool:
     # Without an attempt to ask, assume the worst: the vendor may have the request.
     return attempt is None or attempt.written
@@ -235,9 +255,14 @@ def recorded_url(url: str, params: Mapping[str, str] | None) -> str:
     return f"{url}?{query}"
 
 
+# ensure_ascii=False: vendors count limits in UTF-8 bytes, and \uXXXX escapes would triple them. One
+# encoder for every call: json.dumps with options builds a new one each time. It keeps no state
+# between calls, so sharing it is safe.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_json(value: Any) -> str:
-    # ensure_ascii=False: vendors count limits in UTF-8 bytes, and \uXXXX escapes would triple them.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_ENCODER.encode(value)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from gateway.errors import GatewayError, VendorError
 from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.tracing import call_failure
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
+from gateway.telemetry import call_facts
 from gateway.tenants import current_tenant
 
 log = logging.getLogger("gateway.access")
@@ -103,8 +104,11 @@ def _write(
     tenant = current_tenant.get()
     span = trace.get_current_span()
     span_context = span.get_span_context()
-    # What the chain found out (account of a recalled message, the message id) is on the span.
-    facts = getattr(span, "attributes", None) or {}
+    # What the chain found out (account of a recalled message, the message id): the call's facts,
+    # kept whether or not the call is sampled; the span's own outside the tracing interceptor.
+    facts = call_facts.get()
+    if facts is None:
+        facts = getattr(span, "attributes", None) or {}
     fields: dict[str, Any] = {
         "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else "",
         "rpc": method,

@@ -21,7 +21,15 @@ from opentelemetry.util.types import AttributeValue
 
 from gateway.interceptors.cancellation import cancelled_code
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
-from gateway.telemetry import UNRECORDED, current_span, redis_tally, rpc_calls, rpc_duration, tally_for
+from gateway.telemetry import (
+    UNRECORDED,
+    call_counts,
+    call_facts,
+    current_span,
+    redis_tally,
+    rpc_duration,
+    tally_for,
+)
 
 
 # Hand-written, not opentelemetry-instrumentation-grpc's aio interceptor: it fails WatchMessage (it
@@ -45,24 +53,28 @@ class TracingInterceptor(HandlerWrapper):
         ) as span:
             started = time.perf_counter()
             code = 0
+            facts: dict[str, AttributeValue] = {}
+            gathering = call_facts.set(facts)
             tally = tally_for(span)
             tallying = redis_tally.set(tally)
             try:
                 response = await invoke(request, context)
+                facts["rpc.grpc.status_code"] = 0
             except asyncio.CancelledError:
                 status = cancelled_code(context)
                 mark_span_failed(status, "the call ended before its answer", {})
                 code = status.value[0]
                 raise
             except BaseException:
-                code = _code_of(span)
+                code = _code_of(facts)
                 raise
             finally:
                 redis_tally.reset(tallying)
-                if tally is not UNRECORDED:
-                    tally.record_on(span)
-                _record(span, attributes, code, time.perf_counter() - started)
-            span.set_attribute("rpc.grpc.status_code", 0)
+                call_facts.reset(gathering)
+                if tally is not UNRECORDED:  # recorded: the facts go on the span in one write
+                    facts.update(tally.close())
+                    span.set_attributes(facts)
+                _record(facts, attributes, code, time.perf_counter() - started)
             return response
 
 
@@ -75,34 +87,41 @@ def mark_span_failed(code: grpc.StatusCode, message: str, attributes: dict[str, 
     """Called by the error interceptor: the status a failed RPC ends with, on its server span."""
     call_failure.set(attributes)
     span = trace.get_current_span()
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
-    for key, value in attributes.items():
-        span.set_attribute(key, value)
+    found: dict[str, AttributeValue] = {"rpc.grpc.status_code": code.value[0], **attributes}
+    facts = call_facts.get()
+    if facts is None:  # not inside the tracing interceptor (the error interceptor tested alone)
+        span.set_attributes(found)
+    else:
+        facts.update(found)
     span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
 
 
-def _record(span: trace.Span, rpc: Mapping[str, str], code: int, seconds: float) -> None:
-    """Counts the call and its duration, labelled with what the chain found out (on the span).
+def _record(facts: Mapping[str, AttributeValue], rpc: Mapping[str, str], code: int, seconds: float) -> None:
+    """Counts the call and its duration, labelled with what the chain found out (its facts).
 
     The account is a label only once the chain has resolved it to a channel: a name a caller made
     up must not become a time series of its own.
     """
-    facts = getattr(span, "attributes", None) or {}
-    labels: dict[str, AttributeValue] = {**rpc, "rpc.grpc.status_code": code}
-    labels["notify.status"] = _CODES[code].name if code in _CODES else "UNKNOWN"
-    if "notify.channel" in facts:
-        labels["notify.channel"] = facts["notify.channel"]
-        labels["notify.account"] = facts.get("notify.account", "")
-    if "notify.tenant" in facts:
-        labels["notify.tenant"] = facts["notify.tenant"]
-    rpc_calls.add(1, labels)
+    channel = facts.get("notify.channel")
+    account = facts.get("notify.account", "") if channel is not None else None
+    tenant = facts.get("notify.tenant")
+    key = (rpc["rpc.service"], rpc["rpc.method"], code, channel, account, tenant)
+    labels = call_counts.labels(key)
+    if labels is None:
+        labels = {**rpc, "rpc.grpc.status_code": code}
+        labels["notify.status"] = _CODES[code].name if code in _CODES else "UNKNOWN"
+        if channel is not None:
+            labels["notify.channel"] = channel
+            labels["notify.account"] = account if account is not None else ""
+        if tenant is not None:
+            labels["notify.tenant"] = tenant
+    call_counts.add(key, labels)
     rpc_duration.record(seconds, labels)
 
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
-def _code_of(span: trace.Span) -> int:
-    attributes = getattr(span, "attributes", None) or {}
-    value = attributes.get("rpc.grpc.status_code")
+def _code_of(facts: Mapping[str, AttributeValue]) -> int:
+    value = facts.get("rpc.grpc.status_code")
     return int(value) if isinstance(value, int) else grpc.StatusCode.UNKNOWN.value[0]

@@ -15,6 +15,10 @@ class Job:
     tenant: str
     request: pb.SendRequest
     traceparent: str  # the Send's trace, which the worker's delivery span links to
+    # The record as the accept wrote it (version 1; b"" in a job queued before jobs carried it): a
+    # worker takes the message over with it, by a compare-and-set on version 1, without reading the
+    # record first. Any change since (a Recall, a take-over, an expiry) fails that and is read then.
+    accepted: bytes = b""
 
     @property
     def enqueued_at(self) -> float:
@@ -23,7 +27,8 @@ class Job:
 
     @staticmethod
     def fields(message_id: str, tenant: str, request: pb.SendRequest, traceparent: str) -> list[bytes | str]:
-        """The entry's fields, flattened for XADD in a script."""
+        """The entry's fields, flattened for XADD in a script (which adds the record, ``r``, itself
+        from the bytes it writes: they cross the wire once)."""
         return ["m", message_id, "t", tenant, "q", request.SerializeToString(), "p", traceparent]
 
     @classmethod
@@ -34,4 +39,5 @@ class Job:
             tenant=as_text(fields.get(b"t", b"")),
             request=pb.SendRequest.FromString(fields[b"q"]),
             traceparent=as_text(fields.get(b"p", b"")),
+            accepted=fields.get(b"r", b""),
         )

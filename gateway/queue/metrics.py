@@ -14,12 +14,30 @@ from gateway.telemetry import meter
 # wait for a robot's 20-a-minute, and up to their expiry when the vendor is down.
 ACCEPT_TO_FINAL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
-queue_accepted = meter.create_counter(
-    "notify.queue.accepted", description="Queued Sends accepted, by account"
-)
-queue_deliveries = meter.create_counter(
+
+class _Count:
+    """A counter kept as plain numbers in this process and reported when metrics are collected (an
+    observable counter: the same cumulative sum on export). A Counter.add costs ~10 µs of CPU, on
+    every queued Send and every delivered message; this costs a dict update. The attributes are
+    few (accounts, outcomes), so the dict stays small."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self._counts: dict[tuple[tuple[str, str], ...], int] = {}
+        meter.create_observable_counter(name, callbacks=[self._observe], description=description)
+
+    def add(self, amount: int, attributes: Mapping[str, str]) -> None:
+        key = tuple(attributes.items())
+        self._counts[key] = self._counts.get(key, 0) + amount
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Called on the exporter's thread: a copy of the dict is one step under the GIL.
+        return [Observation(n, dict(key)) for key, n in dict(self._counts).items()]
+
+
+queue_accepted = _Count("notify.queue.accepted", "Queued Sends accepted, by account")
+queue_deliveries = _Count(
     "notify.queue.deliveries",
-    description="Queued messages that reached a final state in a worker, by account and outcome",
+    "Queued messages that reached a final state in a worker, by account and outcome",
 )
 accept_to_final = meter.create_histogram(
     "notify.queue.accept_to_final",

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 from gateway.ids import slot_tag
 from gateway.queue.jobs import Job
 from gateway.store.idempotency import Binding, Scope, decode_binding, encode_binding, idempotency_key
+from gateway.store.rate_limits import RateLimit, RedisRateLimiter, new_ticket
 from gateway.store.records import RedisRecordStore, StoredRecord, record_key
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 from gateway.store.redis_pool import run_script
@@ -27,7 +28,8 @@ from generated.notify.v1 import notification_service_pb2 as pb
 GROUP = "workers"
 
 # KEYS: record, stream[, idempotency key]. ARGV: message_id, record bytes, record ttl (ms), queue
-# limit, binding, binding ttl (ms), then the job's fields.
+# limit, binding, binding ttl (ms), then the job's fields. The job also carries the record as written
+# (Job.accepted), so a worker need not read it before taking the message over.
 _ENQUEUE = """
 if KEYS[3] then
   local bound = redis.call('GET', KEYS[3])
@@ -39,7 +41,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', ''} end
 if KEYS[3] then redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6]) end
 redis.call('HSET', KEYS[1], 'v', 1, 'r', ARGV[2], 'o', '', 'l', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {'ok', redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))}
+return {'ok', redis.call('XADD', KEYS[2], '*', 'r', ARGV[2], unpack(ARGV, 7))}
 """
 
 # KEYS: stream. ARGV: group, entry id. Acknowledged and deleted together, as one command: cheaper
@@ -68,11 +70,16 @@ class JobQueue:
         self._client = client
         self._keys = KeySpace(namespace)
         self._records = records
+        self._streams: dict[str, str] = {}
         self._enqueue = client.register_script(_ENQUEUE)
         self._finish = client.register_script(_FINISH)
 
     def stream(self, account: str) -> str:
-        return self._keys.key(f"s:{slot_tag(account)}", f"queue:{account}")
+        # Named on every accept and every job's end; the accounts are the config's, so few.
+        name = self._streams.get(account)
+        if name is None:
+            name = self._streams[account] = self._keys.key(f"s:{slot_tag(account)}", f"queue:{account}")
+        return name
 
     @traced("EVALSHA enqueue")
     async def enqueue(
@@ -117,6 +124,24 @@ class JobQueue:
         if outcome == "exists":  # ids are unique: a bug
             raise RuntimeError(f"message {record.message_id} exists already")
         return Enqueued("ok")
+
+    async def take(
+        self, stored: StoredRecord, pacing: tuple[RedisRateLimiter, str, RateLimit] | None
+    ) -> tuple[bool, float]:
+        """A worker's compare-and-set take-over of a job's record; with ``pacing`` (the limiter,
+        the account's scope and limit), it takes the account's rate slot in the same script, and
+        only if the record is still the version read. Answers whether it was written, and the
+        seconds to wait for a slot (0 when one was taken, or when the record had changed)."""
+        if pacing is None:
+            return await self._records.put(stored), 0.0
+        limiter, scope, rate = pacing
+        ticket = new_ticket()
+        written, wait_us, epoch = await self._records.put_paced(
+            stored, limiter.keys(scope), limiter.acquire_args(scope, rate, ticket)
+        )
+        if not written and not int(wait_us):  # changed first: no slot was asked for
+            return False, 0.0
+        return written, limiter.admission(scope, rate, ticket, wait_us, epoch).wait
 
     @traced("XGROUP CREATE")
     async def ensure_group(self, account: str) -> None:

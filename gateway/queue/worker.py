@@ -8,12 +8,20 @@ the record first: a message that was SENDING when its worker died reads UNKNOWN 
 out), and is resent only where the account's vendor drops repeats, exactly as for a sync Send.
 Nothing that reached the vendor is ever sent again blindly, and nothing is dropped silently: a
 message its expire_after overtakes becomes EXPIRED.
+
+A delivery costs two Redis round trips, plus its share of a read of several jobs: the job carries
+its record as the accept wrote it, so the worker takes the message over by a compare-and-set on
+that version without reading it first, and takes the account's rate slot in the same script (the
+record, the stream and the account's rate window share a hash slot); the outcome is then written
+and the job ended in one script. Any change to the record since its accept (a Recall, another
+worker, an expiry) fails the compare-and-set, takes no slot, and the record is then read as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -38,8 +46,8 @@ from gateway.config import QueueSettings
 from gateway.errors import (
     Unavailable,
 )
-from gateway.lifecycle.ledger import Ledger, Mutation, busy
-from gateway.lifecycle.outcomes import sending, sent
+from gateway.lifecycle.ledger import Ledger, Mutation, busy, overdue
+from gateway.lifecycle.outcomes import retry_later, sending, sent
 from gateway.lifecycle.reports import DeliveryReports
 from gateway.lifecycle.states import SENDING, UNKNOWN, state_name
 from gateway.queue.jobs import Job
@@ -47,9 +55,9 @@ from gateway.queue.metrics import accept_to_final, queue_deliveries, record_back
 from gateway.queue.retries import RetryPolicy, deliverable, unknown
 from gateway.queue.streams import JobQueue
 from gateway.store.media_cache import MediaCache
-from gateway.store.rate_limits import RateLimiter
+from gateway.store.rate_limits import RateLimit, RateLimiter, RedisRateLimiter
 from gateway.store.records import StoredRecord
-from gateway.telemetry import UNRECORDED, redis_tally, tally_for, tracer
+from gateway.telemetry import UNRECORDED, RedisTally, redis_tally, tally_for, tracer
 from generated.notify.v1 import notification_service_pb2 as pb
 
 log = logging.getLogger("gateway.queue")
@@ -83,6 +91,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._delivering: set[asyncio.Task[None]] = set()
+        self._giving_back: set[asyncio.Future[None]] = set()
         # account -> entry id -> job: every job this worker holds, renewed until it is finished
         self._in_hand: dict[str, dict[str, Job]] = {account: {} for account in accounts}
         self._room: dict[str, asyncio.Event] = {account: asyncio.Event() for account in accounts}
@@ -111,6 +120,8 @@ class Worker:
         # cancelled read had just taken is reclaimed by another worker after the visibility timeout.
         for task in self._loops:
             await cancel_and_wait(task, timeout=2.0)
+        if self._giving_back:
+            await asyncio.wait(set(self._giving_back), timeout=5.0)
         for account, jobs in self._in_hand.items():
             with contextlib.suppress(Unavailable):  # not handed back: reclaimed after the timeout
                 await self.queue.renew(account, self.consumer, list(jobs), idle_ms=self._idle_ms)
@@ -126,13 +137,16 @@ class Worker:
         ready = False
         next_reclaim = 0.0  # a dead worker's jobs are looked for twice per visibility timeout
         pause = _Pause(account)
+        refill = max(1, self.settings.in_hand_per_account // 2)
         while not self._stopping.is_set():
             try:
                 if not ready:
                     await self.queue.ensure_group(account)
                     ready = True
                 room = self.settings.in_hand_per_account - len(in_hand)
-                if room > 0:
+                # With jobs still waiting, reading waits until half the hand is free: one read then
+                # takes several jobs, where reading whenever one place freed was a read per job.
+                if room > 0 and (not waiting or room >= refill):
                     jobs = []
                     if time.monotonic() >= next_reclaim:
                         jobs = await self.queue.reclaim(account, self.consumer, self._idle_ms, room)
@@ -158,6 +172,15 @@ class Worker:
 
     async def _start_next(self, account: str, adapter: ChannelAdapter, waiting: deque[Job]) -> None:
         job = waiting[0]
+        if job.accepted:
+            started = await self._start_as_accepted(account, adapter, job)
+            if started is None:  # no slot yet: the head of the queue waits, in order
+                return
+            if started:
+                waiting.popleft()
+                return
+            # Changed since its accept (or not for this path): read the record as it is now.
+            waiting[0] = job = dataclasses.replace(job, accepted=b"")
         stored = await self.ledger.get(job.message_id)
         if not deliverable(stored, adapter):
             waiting.popleft()
@@ -175,6 +198,69 @@ class Worker:
         task = asyncio.create_task(self._deliver(account, adapter, job, ticket, stored))
         self._delivering.add(task)
         task.add_done_callback(self._delivering.discard)
+
+    async def _start_as_accepted(self, account: str, adapter: ChannelAdapter, job: Job) -> bool | None:
+        """Takes the job's message over from the record the job carries, as the accept wrote it,
+        and starts its delivery: the take-over is a compare-and-set on that version, so it fails
+        if anyone changed the record since, and it takes the account's rate slot in the same
+        script. One round trip where reading the record, taking a slot and taking the record over
+        were three. True: started; None: no slot yet (wait); False: take the usual path."""
+        rate = adapter.rate_limit
+        pacing: tuple[RedisRateLimiter, str, RateLimit] | None = None
+        if rate is not None:
+            if not isinstance(self.limiter, RedisRateLimiter):
+                return False
+            pacing = (self.limiter, f"account:{account}", rate)
+        accepted = StoredRecord(pb.MessageRecord.FromString(job.accepted), version=1)
+        if overdue(accepted):
+            return False  # the usual read makes it EXPIRED
+        outgoing = _prepared(adapter, job)
+        mark = sending(False) if outgoing is not None and outgoing.pending_media is None else None
+        wait = 0.0
+
+        async def write(candidate: StoredRecord) -> bool:
+            nonlocal wait
+            written, wait = await self.queue.take(candidate, pacing)
+            return written
+
+        # The take-over is the delivery's first Redis operation: counted for the delivery's span
+        # (which starts only once it succeeded) rather than given a client span of its own.
+        tally = RedisTally()
+        outer = redis_tally.set(tally)
+        try:  # the task copies the context as it is now
+            writing = asyncio.ensure_future(self.ledger.take_over(accepted, self.consumer, mark, write=write))
+        finally:
+            redis_tally.reset(outer)
+        try:
+            taken = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # Stopping with the write in flight: a record it took over goes back to ACCEPTED (as a
+            # delivery cancelled before its vendor call does), not left SENDING for a lease to end
+            # as UNKNOWN although nothing was sent.
+            task = asyncio.ensure_future(self._give_back(writing))
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
+            raise
+        if taken is None:
+            if wait > 0:
+                await self._sleep(min(wait, 1.0))
+                return None
+            return False
+        task = asyncio.create_task(
+            self._deliver(account, adapter, job, "", None, _Taken(taken, outgoing, tally))
+        )
+        self._delivering.add(task)
+        task.add_done_callback(self._delivering.discard)
+        return True
+
+    async def _give_back(self, writing: asyncio.Future[StoredRecord | None]) -> None:
+        with contextlib.suppress(Exception):  # not given back: its lease ends, and a reader resolves it
+            taken = await writing
+            if taken is not None:
+                await self.ledger.settle(
+                    taken,
+                    retry_later(AttemptLog(), "the worker stopped before the vendor call", expired=False),
+                )
 
     async def _done_with(self, account: str, job: Job, stored: StoredRecord | None) -> None:
         """A job whose message needs nothing more from this worker: finish it, or let it go."""
@@ -195,7 +281,13 @@ class Worker:
     # -- delivering ----------------------------------------------------------------------------
 
     async def _deliver(
-        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str, first: StoredRecord | None
+        self,
+        account: str,
+        adapter: ChannelAdapter,
+        job: Job,
+        ticket: str,
+        first: StoredRecord | None,
+        taken: _Taken | None = None,
     ) -> None:
         links = _links(job.traceparent)
         span = tracer.start_span(
@@ -212,10 +304,13 @@ class Worker:
         )
         # Its own task, so the tally is this delivery's alone: its Redis operations, counted on its span.
         tally = tally_for(span)
+        if taken is not None and tally is not UNRECORDED:
+            tally.calls += taken.tally.calls
+            tally.seconds += taken.tally.seconds
         redis_tally.set(tally)
         try:
             with trace.use_span(span, end_on_exit=False):
-                await self._deliver_until_final(account, adapter, job, ticket, first)
+                await self._deliver_until_final(account, adapter, job, ticket, first, taken)
         except asyncio.CancelledError:
             pass  # shutdown: the record says where it stands, and the job is handed back
         except Exception:
@@ -228,11 +323,25 @@ class Worker:
                 self._release(account, job)
 
     async def _deliver_until_final(
-        self, account: str, adapter: ChannelAdapter, job: Job, ticket: str, first: StoredRecord | None
+        self,
+        account: str,
+        adapter: ChannelAdapter,
+        job: Job,
+        ticket: str,
+        first: StoredRecord | None,
+        taken_first: _Taken | None = None,
     ) -> None:
-        """``first``: the record as the job's start read it (a stale copy only fails the take-over)."""
+        """``first``: the record as the job's start read it (a stale copy only fails the take-over);
+        ``taken_first``: the record already taken over (with its slot) and the payload, if it was."""
         tries = 0
-        outgoing = _prepared(adapter, job)
+        if taken_first is not None:
+            outgoing = taken_first.outgoing
+            tries = 1
+            retry_in, finished = await self._attempt(adapter, job, taken_first.stored, tries, False, outgoing)
+            if not await self._after_attempt(account, job, retry_in, finished):
+                return
+        else:
+            outgoing = _prepared(adapter, job)
         while True:
             stored = first or await self._store_call(lambda: self.ledger.get(job.message_id))
             first = None
@@ -255,12 +364,18 @@ class Worker:
             tries += 1
             retry_in, finished = await self._attempt(adapter, job, taken, tries, resend, outgoing)
             ticket = ""
-            if retry_in is None:
-                if not finished:  # its outcome's write did not finish it (someone else's outcome stood)
-                    await self._store_call(lambda: self.queue.finish(account, job.entry_id))
+            if not await self._after_attempt(account, job, retry_in, finished):
                 return
-            if await self._sleep(retry_in):
-                return  # stopping: the record is ACCEPTED (or UNKNOWN), the job goes back
+
+    async def _after_attempt(self, account: str, job: Job, retry_in: float | None, finished: bool) -> bool:
+        """Ends the job after an attempt whose outcome is final, or waits out the backoff: whether
+        to try again."""
+        if retry_in is None:
+            if not finished:  # its outcome's write did not finish it (someone else's outcome stood)
+                await self._store_call(lambda: self.queue.finish(account, job.entry_id))
+            return False
+        # Stopping: the record is ACCEPTED (or UNKNOWN), the job goes back.
+        return not await self._sleep(retry_in)
 
     async def _slot(self, account: str, adapter: ChannelAdapter) -> str:
         rate = adapter.rate_limit
@@ -394,10 +509,13 @@ class Worker:
             await asyncio.wait_for(waiter, timeout=timeout)
 
 
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
 def _links(traceparent: str) -> list[Link]:
     if not traceparent:
         return []
-    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
     span_context = trace.get_current_span(context).get_span_context()
     return [Link(span_context)] if span_context.is_valid else []
 
@@ -422,6 +540,15 @@ def _final(stored: StoredRecord) -> bool:
 def _always(stored: StoredRecord) -> bool:
     """A delivery the vendor accepted leaves the job nothing to do (a report is another queue's)."""
     return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Taken:
+    """A job's record taken over as its job was started (with its slot): the delivery begins there."""
+
+    stored: StoredRecord
+    outgoing: Outgoing | None  # the vendor payload, prepared for the take-over's mark
+    tally: RedisTally  # the take-over's Redis operation, for the delivery's span
 
 
 class _Pause:

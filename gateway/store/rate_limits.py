@@ -163,6 +163,10 @@ class RedisRateLimiter:
             raise store_unavailable("rate limiter", exc) from None
         return self.admission(scope, rate, ticket, wait_us, epoch)
 
+    def keys(self, scope: str) -> tuple[str, str]:
+        """The window and marker of ``scope``, for a script that takes a slot as part of its write."""
+        return rate_keys(self._keys, scope)
+
     def acquire_args(self, scope: str, rate: RateLimit, ticket: str) -> list[int | str]:
         """The acquire function's arguments after the keys, for this script or the admission's."""
         window_us = int(rate.window_seconds * 1_000_000)

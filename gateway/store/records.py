@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from gateway.ids import id_slot_tag, min_id_at
+from gateway.store.rate_limits import ACQUIRE_FUNCTION
 from gateway.store.redis_connection import KeySpace, as_text, store_unavailable, traced
 from gateway.store.redis_pool import run_script
 from generated.notify.v1 import notification_service_pb2 as pb
@@ -138,6 +139,22 @@ if KEYS[2] then
 end
 return 1
 """
+# KEYS[1] record, KEYS[2] the account's rate window, KEYS[3] its marker (gateway.store.rate_limits).
+# ARGV: as _PUT's first five, then the acquire function's from the window on. A take-over that also
+# takes the account's rate slot: the slot is taken only if the record is still the version read, and
+# the record written only if a slot was free. Answers {written, wait (us), the store's epoch}.
+_PUT_PACED = (
+    ACQUIRE_FUNCTION
+    + """
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if version ~= tonumber(ARGV[1]) then return {0, 0, ''} end
+local admitted = acquire(KEYS[2], KEYS[3], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9], ARGV[10])
+if admitted[1] > 0 then return {0, admitted[1], admitted[2]} end
+redis.call('HSET', KEYS[1], 'v', version + 1, 'r', ARGV[2], 'o', ARGV[3], 'l', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {1, 0, admitted[2]}
+"""
+)
 _EXTEND = """
 if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'l', ARGV[2])
@@ -170,6 +187,7 @@ class RedisRecordStore:
         self._index_ttl_ms = int((retention + INDEX_UPKEEP_SECONDS) * 1000)
         self._upkept: dict[str, float] = {}  # tenant -> monotonic time of its index's last upkeep
         self._put = client.register_script(_PUT)
+        self._put_paced = client.register_script(_PUT_PACED)
         self._extend = client.register_script(_EXTEND)
 
     def _key(self, message_id: str) -> str:
@@ -195,19 +213,46 @@ class RedisRecordStore:
             raise ValueError("put_finishing writes a stored record, not a new one")
         return await self._write(stored, (stream,), (group, entry_id))
 
-    async def _write(
-        self, stored: StoredRecord, more_keys: tuple[str, ...] = (), more_args: tuple[str, ...] = ()
-    ) -> bool:
+    @traced("EVALSHA record+acquire")
+    async def put_paced(
+        self, stored: StoredRecord, rate_keys: tuple[str, str], acquire_args: Sequence[Any]
+    ) -> tuple[bool, Any, Any]:
+        """``put`` of a stored record that also takes a slot of the rate window ``rate_keys`` (its
+        arguments ``acquire_args``, as RedisRateLimiter.acquire_args) in the same script: the slot is
+        taken only if the record is still the version read, and the record written only if a slot
+        was free. A queue worker's take-over of a job, paced by its account, in one round trip and
+        without a slot to give back when someone changed the record first. Answers whether it was
+        written, and the acquire's wait (us, 0 when admitted) and store epoch (RedisRateLimiter.admission).
+        """
+        if not stored.version:
+            raise ValueError("put_paced writes a stored record, not a new one")
+        keys = (self._key(stored.record.message_id), *rate_keys)
+        try:
+            ((written, wait_us, epoch),) = await run_script(
+                self._client, self._put_paced, keys, (*self._put_args(stored), *acquire_args)
+            )
+        except RedisError as exc:
+            raise store_unavailable("message records", exc) from None
+        if written:
+            stored.version += 1
+        return bool(written), wait_us, epoch
+
+    def _put_args(self, stored: StoredRecord) -> tuple[Any, ...]:
         record = stored.record
-        keys = (self._key(record.message_id), *more_keys)
-        args = (
+        return (
             stored.version,
             record.SerializeToString(),
             stored.owner,
             int(stored.lease_until * 1000),
             self.ttl_ms(record),
-            *more_args,
         )
+
+    async def _write(
+        self, stored: StoredRecord, more_keys: tuple[str, ...] = (), more_args: tuple[str, ...] = ()
+    ) -> bool:
+        record = stored.record
+        keys = (self._key(record.message_id), *more_keys)
+        args = (*self._put_args(stored), *more_args)
         try:
             if stored.version:
                 written = (await run_script(self._client, self._put, keys, args))[0]

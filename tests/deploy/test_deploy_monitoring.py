@@ -62,7 +62,15 @@ for module in modules:
             value.record(0.1, {"probe": "1"})
         elif hasattr(value, "set") and type(value).__name__.endswith("Gauge"):
             value.set(1, {"probe": "1"})
-# Observable gauges report through their callbacks; give the queue's one backlog to report.
+# Observable instruments report through their callbacks: give the counts kept in plain numbers
+# (the RPC count, the queue's) one each to report,
+for module in modules:
+    for value in vars(module).values():
+        if type(value).__name__ == "CallCounts":
+            value.add(("probe",), {"probe": "1"})
+        elif type(value).__name__ == "_Count":
+            value.add(1, {"probe": "1"})
+# and the queue's gauges one backlog.
 queue = next((m for m in modules if m.__name__ == "gateway.queue.metrics"), None)
 if queue is not None and hasattr(queue, "record_backlogs"):
     from gateway.queue.streams import Backlog

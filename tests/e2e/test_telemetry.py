@@ -688,6 +688,41 @@ async def test_rpc_counts_name_the_status_and_the_tenant(
     assert total(metric_reader, "notify.rpc.calls", **labels) - before == 1
 
 
+async def test_a_call_not_sampled_is_counted_with_its_account_and_its_failure_code(
+    gateway: Gateway, metric_reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The caller's traceparent says "not sampled": the span keeps nothing, the call's facts still
+    # label its metrics and its access log line.
+    unsampled = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),)
+    labels = {"rpc.method": "Send", "notify.channel": "dingtalk_robot", "notify.account": "plain-dingtalk"}
+    ok_before = total(metric_reader, "notify.rpc.calls", **labels, **{"rpc.grpc.status_code": 0})
+    failed_before = total(
+        metric_reader, "notify.rpc.calls", **labels, **{"notify.status": "FAILED_PRECONDITION"}
+    )
+
+    reply = await gateway.stub.Send(send_request("plain-dingtalk"), metadata=unsampled, timeout=5)
+    gateway.sandbox.inject_fault("dingtalk_robot", "plain-dingtalk", errcode=400102, errmsg="robot disabled")
+    with (
+        caplog.at_level(logging.INFO, logger="gateway.access"),
+        pytest.raises(grpc.aio.AioRpcError) as caught,
+    ):
+        await gateway.stub.Send(send_request("plain-dingtalk"), metadata=unsampled, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    await wait_until(
+        lambda: (
+            total(metric_reader, "notify.rpc.calls", **labels, **{"notify.status": "FAILED_PRECONDITION"})
+            > failed_before
+        ),
+        "the refused Send to be counted with its account and code",
+    )
+    assert total(metric_reader, "notify.rpc.calls", **labels, **{"rpc.grpc.status_code": 0}) - ok_before == 1
+    assert reply.message_id
+    (line,) = [r for r in caplog.records if r.name == "gateway.access" and r.levelno > logging.INFO]
+    assert line.__dict__["account"] == "plain-dingtalk" and line.__dict__["message_id"]
+    assert line.__dict__["vendor_errcode"] == 400102
+
+
 async def test_rate_limit_refusals_are_counted_by_scope_and_account(
     sandbox: SandboxServer, metric_reader: InMemoryMetricReader
 ) -> None:

@@ -409,3 +409,16 @@ async def test_drain_waits_for_a_settle_whose_send_was_cancelled(ledger: Ledger)
 
 async def test_drain_with_nothing_in_progress_returns_at_once(ledger: Ledger) -> None:
     await asyncio.wait_for(ledger.drain(timeout=5), 1)
+
+
+async def test_a_held_record_keeps_its_lease_beyond_its_first_term(ledger: Ledger) -> None:
+    short = Ledger(ledger.store, lease_seconds=0.3)
+    opened = await short.open(new_record(), "send-1")
+    async with short.hold(opened):
+        await asyncio.sleep(0.45)  # a beat every third of a lease: several by now
+        found = await short.store.get(opened.message_id)
+        assert found is not None and not stale(found), "the heartbeat pushed the lease forward"
+    ended = await short.store.get(opened.message_id)
+    assert ended is not None
+    await asyncio.sleep(0.2)
+    assert await short.store.get(opened.message_id) == ended, "no beat once the hold ended"

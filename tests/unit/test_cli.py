@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,24 @@ def test_each_process_serves_metrics_on_the_configured_port_plus_its_index(tmp_p
         "0.0.0.0:9466",
     ]
     assert child_config(config, 1).server == config.server
+
+
+def test_serve_with_its_metrics_port_taken_says_so_instead_of_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics = f"127.0.0.1:{taken.getsockname()[1]}"
+        path = serve_config(tmp_path, "127.0.0.1:0", f"telemetry: {{prometheus_listen: '{metrics}'}}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"notify-gateway: cannot start: telemetry.prometheus_listen {metrics}: Address already in use"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr

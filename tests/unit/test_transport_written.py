@@ -11,6 +11,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+import yarl
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,8 +32,16 @@ async def server() -> AsyncIterator[str]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
+    async def echo(request: web.Request) -> web.Response:
+        """The query as the vendor received it, and any cookie sent; sets one, as a proxy might."""
+        query, cookie = request.rel_url.raw_query_string, request.headers.get("Cookie")
+        answer = web.json_response({"query": query, "cookie": cookie})
+        answer.set_cookie("lb", "node-1")
+        return answer
+
     app = web.Application()
     app.router.add_post("/ok", ok)
+    app.router.add_post("/echo", echo)
     app.router.add_post("/hang", hang)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)  # /hang never ends
     await runner.setup()
@@ -120,3 +129,27 @@ async def test_a_connection_refused_was_not_sent_and_marks_its_own_span_failed(
     assert not caught.value.sent and not attempt.written
     (span,) = spans.get_finished_spans()  # no span given: the transport's own, named after the method
     assert (span.name, span.kind, span.status.status_code) == ("POST", SpanKind.CLIENT, StatusCode.ERROR)
+
+
+async def test_the_query_reaches_the_vendor_as_aiohttp_builds_it_and_no_cookie_is_sent_back(
+    server: str,
+) -> None:
+    """Query URLs are built once per URL and credentials, not per request: same bytes on the wire,
+    every time. A cookie a vendor (or a proxy) sets is dropped: the session serves every account."""
+    transport = AiohttpTransport()
+    params = {"access_token": "tok/en+1=", "timestamp": "1700000000000", "sign": "a b&c"}
+    server = server.replace("127.0.0.1", "localhost")  # a cookie jar keeps no cookie an IP address sets
+    try:
+        answers = [
+            await transport.request("POST", f"{server}/echo", params=params, json_body={}, timeout=2)
+            for _ in range(2)
+        ]
+        with_query = await transport.request(
+            "POST", f"{server}/echo?x=1", params={"key": "k"}, json_body={}, timeout=2
+        )
+    finally:
+        await transport.close()
+
+    expected = yarl.URL(f"{server}/echo").extend_query(params).raw_query_string
+    assert [a.data for a in answers] == [{"query": expected, "cookie": None}] * 2
+    assert with_query.data == {"query": "x=1&key=k", "cookie": None}

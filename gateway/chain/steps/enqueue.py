@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opentelemetry.propagate import inject
+from opentelemetry import trace
 
 from gateway.chain.chain import Next, Step
 from gateway.chain.context import CallContext
@@ -63,8 +63,7 @@ def enqueue(
             else settings.expire_after_seconds
         )
         record.expire_time.CopyFrom(timestamp(time.time() + expire_after))
-        carrier: dict[str, str] = {}
-        inject(carrier)
+        traceparent = _traceparent()
         key = ctx.request.idempotency_key
         scope = Scope(ctx.tenant, ctx.account_id, key) if key else None
         queued = False
@@ -74,7 +73,7 @@ def enqueue(
             result = await queue.enqueue(
                 record,
                 ctx.request,
-                traceparent=carrier.get("traceparent", ""),
+                traceparent=traceparent,
                 limit=adapter.settings.queue_limit,
                 claim=(scope, binding, KEEP_FOR) if scope is not None else None,
             )
@@ -111,3 +110,13 @@ def _queue_full(account: str, depth: int, limit: int, rate: RateLimit | None) ->
         reason="QUEUE_FULL",
         metadata={"account": account, "queue_depth": str(depth), "queue_limit": str(limit)},
     )
+
+
+def _traceparent() -> str:
+    """The Send's span as a W3C traceparent, the one header the job carries and the worker reads
+    (with the W3C propagator): written directly, at half the cost of a propagator's inject into a
+    carrier dict, and the same whatever propagators the process has configured."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return ""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"

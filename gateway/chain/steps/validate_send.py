@@ -62,4 +62,4 @@ def _label_span(ctx: CallContext[pb.SendRequest], labels: Mapping[str, str]) -> 
     """Puts ``notify.label.<key>`` on the server span; values pass through redaction like any text."""
     for key in sorted(labels)[:SPAN_LABELS]:
         value = redact(labels[key][:SPAN_LABEL_VALUE_CHARS])
-        ctx.span.set_attribute(f"notify.label.{key[:SPAN_LABEL_KEY_CHARS]}", value)
+        ctx.annotate(f"notify.label.{key[:SPAN_LABEL_KEY_CHARS]}", value)
