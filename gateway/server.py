@@ -157,6 +157,7 @@ class GatewayServer:
                 max_body_bytes=config.server.max_receive_message_bytes,
                 grace_seconds=config.server.grace_period_seconds,
                 reuse_port=self._reuse_port,
+                tenants=self.tenants,
             )
         except OSError:
             shutil.rmtree(self._internal_dir, ignore_errors=True)  # start-up stops here: leave nothing

@@ -33,7 +33,9 @@ from gateway.http.routes import Matched, Route, Router, Unmatched
 from gateway.http.transcoding import apply_idempotency_key, request_message, to_json
 from gateway.http.uploads import read_upload
 from gateway.http.upstream import Rpc, Upstream
+from gateway.interceptors.auth import authenticate
 from gateway.telemetry import current_span
+from gateway.tenants import Tenants
 
 log = logging.getLogger("gateway.http")
 OPENAPI_PATH = "/openapi.json"
@@ -53,12 +55,15 @@ class HttpFace:
         max_body_bytes: int,
         grace_seconds: float = 10.0,
         reuse_port: bool = False,
+        tenants: Tenants | None = None,
     ) -> None:
         if settings.listen is None:
             raise ValueError("http.listen is not set")
         self.settings = settings
         self.router = Router(service)
         self._service = service
+        # Checked here before the body is read, and again by the gRPC server's own interceptor.
+        self._tenants = tenants if tenants is not None and tenants.enabled else None
         self._upstream_target = upstream
         self._grace = grace_seconds
         self._max_body = settings.max_body_bytes or max_body_bytes
@@ -141,6 +146,8 @@ class HttpFace:
         route = matched.route
         rpc = self._upstream.rpcs[route.rpc.name]
         try:
+            if self._tenants is not None:
+                authenticate(self._tenants, request.headers.get("Authorization", ""))
             if route.rpc.client_streaming:
                 return await self._upload(request, route, rpc)
             body = await self._body(request) if route.body else None

@@ -223,6 +223,19 @@ async def test_a_body_that_is_not_the_request_is_refused_naming_the_field(both: 
     assert status == 400 and body["details"][0]["fieldViolations"][0]["field"] == "page_size"
 
 
+async def test_without_a_valid_key_the_answer_is_401_whatever_else_is_wrong(both: Faces) -> None:
+    # As over gRPC, where authentication runs before the request is looked at: a caller without a
+    # valid key learns that first, not what is wrong with a body it may not send at all.
+    for key in (None, "not-a-key"):
+        status, body = await both.http("POST", "/v1/messages:send", key, data=b"{not json")
+        assert (status, body["details"][0]["reason"]) == (
+            401,
+            "API_KEY_MISSING" if key is None else "API_KEY_INVALID",
+        )
+        status, _ = await both.http("GET", "/v1/messages", key, params={"pageSize": "many"})
+        assert status == 401
+
+
 async def test_the_idempotency_key_header_makes_a_retry_safe(both: Faces) -> None:
     headers = {"Idempotency-Key": "deploy-42"}
     first = await both.http(
@@ -276,7 +289,11 @@ async def test_a_body_over_the_limit_is_413(sandbox: SandboxServer, redis_url: s
         status, body = await f.http(
             "POST", "/v1/messages:send", OPS_KEY, body=send_json("ops-dingtalk", "x" * 2000)
         )
+        unauthenticated = await f.http(
+            "POST", "/v1/messages:send", None, body=send_json("ops-dingtalk", "x" * 2000)
+        )
     assert small[0] == 200
+    assert unauthenticated[0] == 401, "the key is checked before the body is read"
     assert status == 413
     assert body["code"] == 8 and body["details"][0]["reason"] == "BODY_TOO_LARGE"
     assert len(sandbox.state.delivered()) == 1, "only the request under the limit was delivered"
@@ -374,7 +391,8 @@ async def test_a_body_that_stalls_is_refused_within_the_deadline(
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
             b"POST /v1/messages:send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 100\r\n\r\n{"account": '
+            + f"Authorization: Bearer {OPS_KEY}\r\n".encode()
+            + b'Content-Length: 100\r\n\r\n{"account": '
         )  # and then nothing more
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
