@@ -154,13 +154,16 @@ def _delivery_panel(axis: Axes, deliveries: dict[int, DeliveryRun]) -> None:
 
 
 def _latency_panel(axis: Axes, m: dict[str, float]) -> None:
-    """Concurrency 1: gateway Send and direct aiohttp call, p50 and p99, and the difference."""
+    """Concurrency 1: gateway Send, direct aiohttp call and the two echoes, p50 and p99, and the
+    difference."""
     width = 0.38
     sides = (
         ("gateway Send\n(everything on)", "gateway", _COLOURS["gateway"]),
         ("direct aiohttp\ncall", "direct", _COLOURS["floor"]),
         ("bare gRPC echo\n(floor A's server)", "echo", _COLOURS["floor"]),
+        ("echo + Redis\nround trip", "echo_redis", _COLOURS["floor"]),
     )
+    sides = tuple(side for side in sides if f"{side[1]}_p99_ms" in m)  # runs before the Redis echo
     for x, (_, key, colour) in enumerate(sides):
         p50 = axis.bar(x - width / 2, m[f"{key}_p50_ms"], width, color=colour)
         p99 = axis.bar(x + width / 2, m[f"{key}_p99_ms"], width, color=colour, alpha=0.5)

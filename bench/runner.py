@@ -616,6 +616,7 @@ def measure_latency(
             echo_p50_ms=echo.latency_ms["p50"],
             echo_p99_ms=echo.latency_ms["p99"],
             echo_redis_p50_ms=echo_redis.latency_ms["p50"],
+            echo_redis_p99_ms=echo_redis.latency_ms["p99"],
             requests=requests,
         )
         measured.append(one)

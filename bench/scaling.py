@@ -31,6 +31,7 @@ class LatencyRound:
     echo_p50_ms: float  # floor A's bare gRPC echo at concurrency 1: the gRPC hop alone
     echo_p99_ms: float
     echo_redis_p50_ms: float  # the same echo making one Redis round trip per call: the hop's price
+    echo_redis_p99_ms: float
     requests: int
 
     @property
@@ -57,6 +58,7 @@ def latency_median(rounds: list[LatencyRound]) -> dict[str, float]:
         "echo_p50_ms": mid([r.echo_p50_ms for r in rounds]),
         "echo_p99_ms": mid([r.echo_p99_ms for r in rounds]),
         "echo_redis_p50_ms": mid([r.echo_redis_p50_ms for r in rounds]),
+        "echo_redis_p99_ms": mid([r.echo_redis_p99_ms for r in rounds]),
         "redis_round_trip_p50_ms": mid([r.echo_redis_p50_ms - r.echo_p50_ms for r in rounds]),
         "added_p50_ms": mid([r.added_p50_ms for r in rounds]),
         "added_p99_ms": mid([r.added_p99_ms for r in rounds]),
