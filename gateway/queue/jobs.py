@@ -20,11 +20,6 @@ class Job:
     # record first. Any change since (a Recall, a take-over, an expiry) fails that and is read then.
     accepted: bytes = b""
 
-    @property
-    def enqueued_at(self) -> float:
-        """Unix seconds the job was queued, from Redis's own clock (the entry id)."""
-        return int(self.entry_id.split("-", 1)[0]) / 1000
-
     @staticmethod
     def fields(message_id: str, tenant: str, request: pb.SendRequest, traceparent: str) -> list[bytes | str]:
         """The entry's fields, flattened for XADD in a script (which adds the record, ``r``, itself
