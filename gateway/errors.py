@@ -143,7 +143,7 @@ class VendorOutcome(enum.Enum):
     UNKNOWN = "unknown"  # not in the vendor's table: never treated as success
 
 
-# The one table from vendor outcome to gRPC status (design.md, Errors).
+# The one table from vendor outcome to gRPC status (README, "What the API does", lists the statuses).
 _VENDOR_STATUS: dict[VendorOutcome, grpc.StatusCode] = {
     VendorOutcome.RETRY: grpc.StatusCode.UNAVAILABLE,
     VendorOutcome.TOKEN_INVALID: grpc.StatusCode.FAILED_PRECONDITION,

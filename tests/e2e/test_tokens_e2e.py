@@ -1,7 +1,7 @@
 """Access tokens as the vendor sees them: fetched once per account however many Sends and replicas
 ask, replaced once when the vendor expires or revokes them, never fetched in a storm when the
-secret is wrong, and served from the hot cache while Redis is down (design.md Tokens,
-docs/vendors.md, Access tokens)."""
+secret is wrong, and served from the hot cache while Redis is down (docs/vendors.md,
+Access tokens)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """DingTalk messages as the DingTalk client shows them: group robot and work notifications.
 
-Payload shapes: /work/shared/docs/vendor-apis.md, sections C (group robot: `msgtype` and a body
-key per type, `at` for mentions) and D (work notification: `msg {msgtype, <type>}` with
-snake_case fields). Each renderer takes the untrusted body and returns HTML built only from
-`markup` helpers.
+Payload shapes: docs/vendors.md, "DingTalk group robot" (`msgtype` and a body key per type, `at` for
+mentions) and "DingTalk work notifications" (`msg {msgtype, <type>}` with snake_case fields). Each
+renderer takes the untrusted body and returns HTML built only from `markup` helpers.
 """
 
 from __future__ import annotations
@@ -42,8 +41,8 @@ def _at_all(body: dict[str, Any]) -> str:
 
 
 def _robot_text(body: dict[str, Any], _: RenderContext) -> str:
-    # DingTalk pings a mentioned mobile only where "@mobile" is in the text (vendor-apis.md, C):
-    # those are the tokens highlighted.
+    # DingTalk pings a mentioned mobile only where "@mobile" is in the text (docs/vendors.md,
+    # DingTalk group robot): those are the tokens highlighted.
     content = lines(field(body, "text", "content"))
     return f'<div class="bubble">{highlight(content, _mentioned(body))}{_at_all(body)}</div>'
 
@@ -72,7 +71,8 @@ def _robot_link(body: dict[str, Any], _: RenderContext) -> str:
 def _action_card(
     title: object, markdown: object, items: list[tuple[object, object]], vertical: object
 ) -> str:
-    # btnOrientation "0" stacks the buttons, "1" sets them side by side (vendor-apis.md, C and D).
+    # btnOrientation "0" stacks the buttons, "1" sets them side by side (docs/vendors.md, both
+    # DingTalk channels).
     return (
         f'<div class="card action-card"><div class="card-title">{text(title)}</div>'
         f"{dingtalk_markdown(markdown)}{buttons(items, horizontal=vertical == '1')}</div>"
@@ -196,7 +196,7 @@ ROBOT: Final[dict[str, Renderer]] = {
     "actionCard": _robot_action_card,
     "feedCard": _robot_feed_card,
 }
-"""DingTalk group robot messages by msgtype (vendor-apis.md, C)."""
+"""DingTalk group robot messages by msgtype (docs/vendors.md, DingTalk group robot)."""
 
 WORK: Final[dict[str, Renderer]] = {
     "text": _work_text,
@@ -208,7 +208,7 @@ WORK: Final[dict[str, Renderer]] = {
     "action_card": _work_action_card,
     "oa": _work_oa,
 }
-"""DingTalk work notifications by msg.msgtype (vendor-apis.md, D)."""
+"""DingTalk work notifications by msg.msgtype (docs/vendors.md, DingTalk work notifications)."""
 
 
 def work_recipients(body: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ HTML-looking things a vendor does allow are turned into safe markup by a rule of
 WeCom's `<font color="info|comment|warning">` (colours from a fixed list) and `<@userid>`
 mentions. Links and images go through markdown-it's link check (no javascript: or data: links).
 
-Subsets, from /work/shared/docs/vendor-apis.md and the vendors' markdown help:
+Subsets, from docs/vendors.md and the vendors' markdown help:
 - WeCom robot and app `markdown`: headings, bold, links, inline code, quotes, coloured text,
   `<@userid>` mentions; no lists, images or tables (they show as plain text).
 - WeCom robot `markdown_v2`: adds lists, tables, images, code blocks; no colours, no mentions.

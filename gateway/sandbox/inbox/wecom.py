@@ -1,6 +1,6 @@
 """WeCom messages as the WeCom client shows them: group robot and application messages.
 
-Payload shapes: /work/shared/docs/vendor-apis.md, sections A (application) and B (group robot).
+Payload shapes: docs/vendors.md, "WeCom application messages" and "WeCom group robot".
 Each renderer takes the request body as received (untrusted, possibly malformed) and returns
 HTML built only from `markup` helpers.
 """
@@ -243,7 +243,7 @@ ROBOT: Final[dict[str, Renderer]] = {
     "voice": _media("voice"),
     "template_card": _template_card,
 }
-"""WeCom group robot messages by msgtype (vendor-apis.md, B)."""
+"""WeCom group robot messages by msgtype (docs/vendors.md, WeCom group robot)."""
 
 APP: Final[dict[str, Renderer]] = {
     "text": _text,
@@ -258,7 +258,7 @@ APP: Final[dict[str, Renderer]] = {
     "miniprogram_notice": _miniprogram_notice,
     "template_card": _template_card,
 }
-"""WeCom application messages by msgtype (vendor-apis.md, A)."""
+"""WeCom application messages by msgtype (docs/vendors.md, WeCom application messages)."""
 
 
 def app_recipients(body: dict[str, Any]) -> str:
