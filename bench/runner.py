@@ -423,31 +423,23 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             watch={"sandbox": sandbox.pid},
         )
         queued_spec = grpc_spec(QUEUED_ACCEPT, queued_gw, queued=True)
+
+        def echo_spec(scenario: str, port: str, server: Child) -> LoadSpec:
+            """Gateway-shaped Sends to one of the bench's echo servers (floor A, floor A + Redis)."""
+            return spec(
+                scenario,
+                "grpc",
+                grpc_target=f"127.0.0.1:{port}",
+                watch={"echo": server.pid, "sandbox": sandbox.pid},
+                api_key=fixture.api_key,
+                accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
+            )
+
+        floor_a_spec = echo_spec(FLOOR_A, echo_port, echo)
+        floor_a_redis_spec = echo_spec(FLOOR_A_REDIS, echo_redis_port, echo_redis)
         plan: list[tuple[LoadSpec, str, str]] = [
-            (
-                spec(
-                    FLOOR_A,
-                    "grpc",
-                    grpc_target=f"127.0.0.1:{echo_port}",
-                    watch={"echo": echo.pid, "sandbox": sandbox.pid},
-                    api_key=fixture.api_key,
-                    accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
-                ),
-                "echo",
-                "",
-            ),
-            (
-                spec(
-                    FLOOR_A_REDIS,
-                    "grpc",
-                    grpc_target=f"127.0.0.1:{echo_redis_port}",
-                    watch={"echo": echo_redis.pid, "sandbox": sandbox.pid},
-                    api_key=fixture.api_key,
-                    accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
-                ),
-                "echo",
-                "",
-            ),
+            (floor_a_spec, "echo", ""),
+            (floor_a_redis_spec, "echo", ""),
             (floor_b_spec, "client", FLOOR_B),
             (grpc_spec(GATEWAY, full), "gateway", GATEWAY),
             (grpc_spec(SAMPLED, sampled), "gateway", SAMPLED),
@@ -474,8 +466,8 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             latency = measure_latency(
                 grpc_spec(GATEWAY, full),
                 floor_b_spec,
-                plan[0][0],
-                plan[1][0],
+                floor_a_spec,
+                floor_a_redis_spec,
                 options.latency_requests,
                 options.rounds,
                 counted,
