@@ -18,14 +18,13 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.errors import DeadlineExceeded, GatewayError, VendorError
-from gateway.interceptors.cancellation import cancelled_code
+from gateway.interceptors.cancellation import deadline_passed
 from gateway.interceptors.status_size import bounded
 from gateway.interceptors.tracing import mark_span_failed
 from gateway.interceptors.wrap import HandlerWrapper, Invoke
 from gateway.redaction import redact
 
 log = logging.getLogger("gateway.errors")
-_DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def status_of(error: GatewayError) -> status_pb2.Status:
@@ -65,7 +64,7 @@ _INTERNAL = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; s
 
 def _failure(error: GatewayError, context: grpc.aio.ServicerContext) -> status_pb2.Status:
     """The status a failure is answered with, marked on the span; it keeps no reference to the error."""
-    if error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED and cancelled_code(context) == _DEADLINE:
+    if error.status_code != grpc.StatusCode.DEADLINE_EXCEEDED and deadline_passed(context):
         # The caller has stopped waiting: what it sees, and what logs and metrics record, is
         # its deadline, whatever else went wrong on the way (a vendor timeout cut short by it).
         error = DeadlineExceeded(
