@@ -2,8 +2,10 @@
 
 Both exist for CPU (issue 15): a sync Send makes two Redis round trips, and redis-py's generic
 machinery around each (a Pipeline object per call, the blocking pool's Condition and timeout on
-every get and release) cost the gateway more CPU than the commands themselves. Everything that
-touches the wire is redis-py's own: its connections, command packing, reply parser and retry.
+every get and release) cost the gateway more CPU than the commands themselves. ``round_trip``
+sends on the pool's pipelined connection (``redis_multiplex``), which carries every concurrent
+caller's commands; a pooled connection when that one is full. Everything that touches the wire is
+redis-py's own: its connections, command packing, reply parser and retry.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import redis.asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, MaxConnectionsError, NoScriptError, ResponseError
+
+from gateway.store.redis_multiplex import Multiplexer
 
 
 class WaitingConnectionPool(redis.ConnectionPool):
@@ -36,6 +40,21 @@ class WaitingConnectionPool(redis.ConnectionPool):
         # Waiters woken by a release that have not taken their connection yet: a newcomer must not
         # take it first, or a waiter could be passed over again and again until it times out.
         self._woken = 0
+        self._multiplexer: Multiplexer | None = None
+
+    @property
+    def multiplexer(self) -> Multiplexer:
+        """The pool's pipelined connection (redis_multiplex), made on first use, beside the pool's."""
+        if self._multiplexer is None:
+            kwargs = {**self.connection_kwargs, "socket_timeout": None, "health_check_interval": 0}
+            timeout = self.connection_kwargs.get("socket_timeout") or self._wait_timeout
+            self._multiplexer = Multiplexer(self.connection_class(**kwargs), timeout)
+        return self._multiplexer
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        if self._multiplexer is not None:
+            await self._multiplexer.close()
+        await super().disconnect(inuse_connections)
 
     async def get_connection(
         self, command_name: Any = None, *keys: Any, **options: Any
@@ -110,18 +129,28 @@ class WaitingConnectionPool(redis.ConnectionPool):
 
 
 async def round_trip(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """Sends ``commands`` in one write on one pooled connection and returns their raw replies in
-    order; a command's error reply is returned as its ResponseError, not raised, so one command's
-    error (NOSCRIPT) never leaves the others' replies unread on the connection.
+    """Sends ``commands`` together and returns their raw replies in order; a command's error
+    reply is returned as its ResponseError, not raised, so one command's error (NOSCRIPT) never
+    leaves the others' replies unread on the connection.
 
     What a non-transactional Pipeline does, without its per-call objects: no Pipeline, command
     stack or response callbacks (replies come back raw), no observability hooks (the gateway
-    traces its own calls). A connection error is retried on a fresh connection as the client's
-    retry policy says, as the Pipeline would; anything else leaves the connection closed (redis-py
-    closes it on a failed read) so no late reply is read by the next caller. RedisError is the
-    caller's to map.
+    traces its own calls). They go on the pipelined connection, beside other callers' commands,
+    or on a pooled connection of their own when the pipelined one has ``MAX_IN_FLIGHT`` callers
+    waiting. A connection error is retried on a fresh connection as the client's retry policy
+    says, as the Pipeline would; a timeout is not (the commands may have run), and no late reply
+    is ever read by the next caller. RedisError is the caller's to map.
     """
     pool = client.connection_pool
+    if isinstance(pool, WaitingConnectionPool) and not pool.multiplexer.full:
+        multiplexer = pool.multiplexer
+        retry = pool.connection_kwargs.get("retry")
+        if retry is None:
+            return await multiplexer.execute(commands)
+        pipelined: list[Any] = await retry.call_with_retry(
+            lambda: multiplexer.execute(commands), _after_failure
+        )
+        return pipelined
     conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
         return await conn.retry.call_with_retry(
@@ -131,6 +160,10 @@ async def round_trip(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> 
         )
     finally:
         await pool.release(conn)
+
+
+async def _after_failure(error: Exception) -> None:
+    """The multiplexer has closed its broken connection already; the retry makes a new one."""
 
 
 async def _send(conn: AbstractConnection, commands: Sequence[Sequence[Any]]) -> list[Any]:
