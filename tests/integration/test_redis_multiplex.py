@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.store.redis_connection import close, connect
@@ -35,7 +35,9 @@ def multiplexer_of(client: redis.Redis) -> Multiplexer:
     return pool.multiplexer
 
 
-async def test_many_concurrent_callers_each_get_their_own_replies(client: redis.Redis, namespace: str) -> None:
+async def test_many_concurrent_callers_each_get_their_own_replies(
+    client: redis.Redis, namespace: str
+) -> None:
     async def caller(i: int) -> list[Any]:
         commands: list[tuple[Any, ...]] = [("ECHO", f"caller-{i}-{n}") for n in range(i % 4 + 1)]
         commands.append(("INCR", f"{namespace}:{i}"))
@@ -183,3 +185,20 @@ async def test_a_silent_server_fails_the_connect_within_the_timeout() -> None:
     finally:
         await close(client)
         server.close()
+
+
+async def test_commands_are_packed_as_redis_py_packs_them_and_a_bad_value_is_refused_before_queueing(
+    client: redis.Redis,
+) -> None:
+    mux = multiplexer_of(client)
+    commands: list[tuple[Any, ...]] = [
+        ("EVALSHA", "a" * 40, 2, "ns:{t}:k1", "ns:{t}:k2", 12345, -7, 2**63 - 1, 0.1 + 0.2, 1e20),
+        ("SET", "ключ", b"\x00\xffbytes", "EX", 60),
+        ("ECHO", "x" * 10_000),
+    ]
+    assert b"".join(mux._pack(commands)) == b"".join(mux._connection.pack_commands(commands))
+
+    with pytest.raises(DataError):  # redis-py's own refusal, not hiredis's TypeError
+        await round_trip(client, [("SET", "k", True)])
+    assert not mux._waiting and not mux._unsent
+    assert await round_trip(client, [("ECHO", "in line")]) == [b"in line"]
