@@ -161,9 +161,10 @@ def _span_exporter(options: TelemetryOptions) -> SpanExporter | None:
             return (
                 HttpSpans(endpoint=_http_url(options.endpoint, "traces")) if options.endpoint else HttpSpans()
             )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+        # The library's exporter with our encoder (gateway/otlp_spans.py): same channel, retries, metrics.
+        from gateway.otlp_spans import GrpcSpanExporter
 
-        return GrpcSpans(endpoint=options.endpoint) if options.endpoint else GrpcSpans()
+        return GrpcSpanExporter(endpoint=options.endpoint) if options.endpoint else GrpcSpanExporter()
     return None
 
 
