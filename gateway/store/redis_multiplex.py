@@ -6,9 +6,9 @@ read of its own. Here the commands that calls issue in the same event-loop turn 
 write, and one read brings back every reply that has arrived: ~35 µs less CPU per round trip in a
 bare grpc.aio server at 64 concurrent calls, ~6% of a Send's CPU in the gateway, and ~8% of Redis's
 own CPU per Send (one connection instead of up to 50). Redis answers a connection's commands in
-order, so the replies are matched to their callers by position. This is what ioredis calls auto-
-pipelining and Lettuce does by default; redis-py has no such mode, so it is kept here, on redis-
-py's own connection, packing and parser.
+order, so the replies are matched to their callers by position. This is what ioredis calls
+auto-pipelining and Lettuce does by default; redis-py has no such mode, so it is kept here, on
+redis-py's own connection, packing and parser.
 
 Only the gateway's short commands go this way (``redis_pool.round_trip``: the admission, outcome,
 rate and queue-finish scripts); a long or blocking one (XREADGROUP BLOCK, a big ListMessages read)
