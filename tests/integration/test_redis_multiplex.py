@@ -204,3 +204,28 @@ async def test_commands_are_packed_as_redis_py_packs_them_and_a_bad_value_is_ref
         await round_trip(client, [("SET", "k", True)])
     assert not mux._waiting and not mux._unsent
     assert await round_trip(client, [("ECHO", "in line")]) == [b"in line"]
+
+
+async def test_commands_issued_while_others_are_on_the_wire_go_together_when_their_replies_come(
+    client: redis.Redis,
+) -> None:
+    mux = multiplexer_of(client)
+    await round_trip(client, [("PING",)])
+    writer = mux._writer
+    assert writer is not None
+    writes: list[int] = []
+    writelines = writer.writelines
+
+    def counted(chunks: Any) -> None:
+        writes.append(len(chunks))
+        writelines(chunks)
+
+    writer.writelines = counted  # type: ignore[method-assign]
+    first = asyncio.create_task(round_trip(client, [("ECHO", "first")]))
+    await asyncio.sleep(0)  # written at the end of this turn; its reply takes a round trip
+    await asyncio.sleep(0)
+    later = [asyncio.create_task(round_trip(client, [("ECHO", str(i))])) for i in range(10)]
+
+    assert await first == [b"first"]
+    assert [await t for t in later] == [[str(i).encode()] for i in range(10)]
+    assert writes == [1, 10]  # the ten waited for the first reply, then went in one write
