@@ -16,6 +16,7 @@ import redis.asyncio as redis
 from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.store import redis_multiplex
 from gateway.store.redis_connection import close, connect
 from gateway.store.redis_multiplex import Multiplexer
 from gateway.store.redis_pool import WaitingConnectionPool, round_trip
@@ -33,6 +34,21 @@ def multiplexer_of(client: redis.Redis) -> Multiplexer:
     pool = client.connection_pool
     assert isinstance(pool, WaitingConnectionPool)
     return pool.multiplexer
+
+
+def counting_writes(mux: Multiplexer) -> list[int]:
+    """The number of chunks (one per command) in each write the connection makes from now on."""
+    writer = mux._writer
+    assert writer is not None
+    writes: list[int] = []
+    writelines = writer.writelines
+
+    def counted(chunks: Any) -> None:
+        writes.append(len(chunks))
+        writelines(chunks)
+
+    writer.writelines = counted  # type: ignore[method-assign]
+    return writes
 
 
 async def test_many_concurrent_callers_each_get_their_own_replies(
@@ -53,16 +69,7 @@ async def test_many_concurrent_callers_each_get_their_own_replies(
 async def test_callers_of_one_event_loop_turn_share_one_write(client: redis.Redis) -> None:
     mux = multiplexer_of(client)
     await round_trip(client, [("PING",)])  # connected, so the writes below are the callers'
-    writer = mux._writer
-    assert writer is not None
-    writes: list[int] = []
-    writelines = writer.writelines
-
-    def counted(chunks: Any) -> None:
-        writes.append(len(chunks))
-        writelines(chunks)
-
-    writer.writelines = counted  # type: ignore[method-assign]
+    writes = counting_writes(mux)
     replies = await asyncio.gather(*(round_trip(client, [("ECHO", str(i))]) for i in range(50)))
 
     assert replies == [[str(i).encode()] for i in range(50)]
@@ -211,16 +218,7 @@ async def test_commands_issued_while_others_are_on_the_wire_go_together_when_the
 ) -> None:
     mux = multiplexer_of(client)
     await round_trip(client, [("PING",)])
-    writer = mux._writer
-    assert writer is not None
-    writes: list[int] = []
-    writelines = writer.writelines
-
-    def counted(chunks: Any) -> None:
-        writes.append(len(chunks))
-        writelines(chunks)
-
-    writer.writelines = counted  # type: ignore[method-assign]
+    writes = counting_writes(mux)
     first = asyncio.create_task(round_trip(client, [("ECHO", "first")]))
     await asyncio.sleep(0)  # written at the end of this turn; its reply takes a round trip
     await asyncio.sleep(0)
@@ -229,3 +227,51 @@ async def test_commands_issued_while_others_are_on_the_wire_go_together_when_the
     assert await first == [b"first"]
     assert [await t for t in later] == [[str(i).encode()] for i in range(10)]
     assert writes == [1, 10]  # the ten waited for the first reply, then went in one write
+
+
+async def test_held_commands_go_out_once_enough_have_gathered_without_waiting_for_replies(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_multiplex, "HOLD_LIMIT", 5)
+    mux = multiplexer_of(client)
+    await round_trip(client, [("PING",)])
+    writes = counting_writes(mux)
+    written_at: list[float] = []
+    writelines = mux._writer.writelines  # type: ignore[union-attr]
+
+    def stamped(chunks: Any) -> None:
+        written_at.append(time.monotonic())
+        writelines(chunks)
+
+    mux._writer.writelines = stamped  # type: ignore[method-assign, union-attr]
+    busy = (  # a script that keeps Redis busy for 50 ms, so its reply comes late
+        "local t = redis.call('TIME') repeat local n = redis.call('TIME')"
+        " until (n[1] - t[1]) * 1e6 + n[2] - t[2] > 50000 return 1"
+    )
+    first = asyncio.create_task(round_trip(client, [("EVAL", busy, 0)]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    later = [asyncio.create_task(round_trip(client, [("ECHO", str(i))])) for i in range(12)]
+
+    assert await first == [1]
+    first_answered = time.monotonic()
+    assert [await t for t in later] == [[str(i).encode()] for i in range(12)]
+    assert writes == [1, 12]
+    assert written_at[1] < first_answered - 0.02  # the twelve did not wait for the slow reply
+
+
+async def test_callers_past_the_in_flight_bound_take_a_pooled_connection(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_multiplex, "MAX_IN_FLIGHT", 3)
+    mux = multiplexer_of(client)
+    await round_trip(client, [("PING",)])
+    pool = client.connection_pool
+    assert isinstance(pool, WaitingConnectionPool)
+    pooled_before = len(pool._available_connections) + len(pool._in_use_connections)
+
+    replies = await asyncio.gather(*(round_trip(client, [("ECHO", str(i))]) for i in range(20)))
+
+    assert replies == [[str(i).encode()] for i in range(20)]
+    assert len(pool._available_connections) + len(pool._in_use_connections) > pooled_before
+    assert not mux._waiting
