@@ -55,7 +55,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: install-python $(BENCH_STAMP)  ## floors, gateway (everything on, sampled, minimal), queued, Apprise; latency, --processes, delivery, profile (bench/README.md); about 10 minutes
+bench: install-python $(BENCH_STAMP)  ## floors, gateway (everything on, sampled, minimal), queued, Apprise; latency, --processes, delivery, profile (bench/README.md); about 3 minutes
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install-python
