@@ -40,13 +40,14 @@ MAX_IN_FLIGHT = 4096
 
 
 class _Waiting:
-    """One caller's commands: how many replies it needs, and the replies so far."""
+    """One caller's commands, packed; how many replies it needs, and the replies so far."""
 
-    __slots__ = ("future", "needed", "replies", "since", "written")
+    __slots__ = ("future", "needed", "packed", "replies", "since", "written")
 
-    def __init__(self, future: asyncio.Future[list[Any]], needed: int, since: float) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], packed: list[bytes], since: float) -> None:
         self.future = future
-        self.needed = needed
+        self.packed = packed
+        self.needed = len(packed)
         self.since = since
         self.replies: list[Any] = []
         self.written = False
@@ -69,8 +70,7 @@ class Multiplexer:
         self._connection = connection
         self._timeout = timeout
         self._waiting: collections.deque[_Waiting] = collections.deque()
-        self._unsent: list[bytes] = []
-        self._unsent_waiting: list[_Waiting] = []
+        self._unsent: list[_Waiting] = []  # in self._waiting too, in the same order
         self._writer: asyncio.StreamWriter | None = None
         self._flush_scheduled = False
         self._unanswered = 0  # written callers whose replies have not all come
@@ -91,13 +91,12 @@ class Multiplexer:
         loop = self._loop
         assert loop is not None
         packed = self._pack(commands)  # first: a bad argument raises here, before anything is queued
-        waiting = _Waiting(loop.create_future(), len(commands), loop.time())
+        waiting = _Waiting(loop.create_future(), packed, loop.time())
         self._waiting.append(waiting)
-        self._unsent.extend(packed)
-        self._unsent_waiting.append(waiting)
+        self._unsent.append(waiting)
         # While written commands await their replies, new ones wait for those replies (or for
         # HOLD_LIMIT of them to gather) and then go together: see _flush.
-        if not self._flush_scheduled and (not self._unanswered or len(self._unsent_waiting) >= HOLD_LIMIT):
+        if not self._flush_scheduled and (not self._unanswered or len(self._unsent) >= HOLD_LIMIT):
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         if self._watchdog is None:
@@ -167,11 +166,17 @@ class Multiplexer:
         writer = self._writer
         if writer is None or not self._unsent:
             return
-        chunks, self._unsent = self._unsent, []
-        for waiting in self._unsent_waiting:
+        entries, self._unsent = self._unsent, []
+        chunks: list[bytes] = []
+        for waiting in entries:
+            if waiting.future.done():  # its caller left before it was written: it is never sent
+                self._waiting.remove(waiting)
+                continue
             waiting.written = True
-        self._unanswered += len(self._unsent_waiting)
-        self._unsent_waiting = []
+            chunks.extend(waiting.packed)
+            self._unanswered += 1
+        if not chunks:
+            return
         try:
             writer.writelines(chunks)
         except Exception as exc:  # a transport closed under us: the reader sees it too
@@ -212,11 +217,16 @@ class Multiplexer:
         self._reader = None
         self._writer = None
         waiting, self._waiting = self._waiting, collections.deque()
-        self._unsent, self._unsent_waiting = [], []
+        self._unsent = []
         self._unanswered = 0
         for entry in waiting:
             if not entry.future.done():
-                failure = exc if entry.written else ConnectionError("Redis connection closed before writing")
+                # An exception of its own for each caller: each raises it with its own traceback.
+                failure = (
+                    type(exc)(*exc.args)
+                    if entry.written
+                    else ConnectionError("Redis connection closed before writing")
+                )
                 entry.future.set_exception(failure)
                 entry.future.exception()  # a caller that already left must not log "never retrieved"
         log.debug("pipelined Redis connection closed", extra={"error": type(exc).__name__})
@@ -230,7 +240,7 @@ class Multiplexer:
         self._flush_scheduled = False
         self._unanswered = 0
         self._waiting = collections.deque()
-        self._unsent, self._unsent_waiting = [], []
+        self._unsent = []
         self._closing = None
         self._watchdog = None
 

@@ -51,6 +51,14 @@ def counting_writes(mux: Multiplexer) -> list[int]:
     return writes
 
 
+def busy_for(ms: int) -> str:
+    """A script that keeps Redis busy for ``ms`` and returns 1: its reply comes late."""
+    return (
+        "local t = redis.call('TIME') repeat local n = redis.call('TIME')"
+        f" until (n[1] - t[1]) * 1e6 + n[2] - t[2] > {ms * 1000} return 1"
+    )
+
+
 async def test_many_concurrent_callers_each_get_their_own_replies(
     client: redis.Redis, namespace: str
 ) -> None:
@@ -244,11 +252,7 @@ async def test_held_commands_go_out_once_enough_have_gathered_without_waiting_fo
         writelines(chunks)
 
     mux._writer.writelines = stamped  # type: ignore[method-assign, union-attr]
-    busy = (  # a script that keeps Redis busy for 50 ms, so its reply comes late
-        "local t = redis.call('TIME') repeat local n = redis.call('TIME')"
-        " until (n[1] - t[1]) * 1e6 + n[2] - t[2] > 50000 return 1"
-    )
-    first = asyncio.create_task(round_trip(client, [("EVAL", busy, 0)]))
+    first = asyncio.create_task(round_trip(client, [("EVAL", busy_for(50), 0)]))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     later = [asyncio.create_task(round_trip(client, [("ECHO", str(i))])) for i in range(12)]
@@ -275,3 +279,24 @@ async def test_callers_past_the_in_flight_bound_take_a_pooled_connection(
     assert replies == [[str(i).encode()] for i in range(20)]
     assert len(pool._available_connections) + len(pool._in_use_connections) > pooled_before
     assert not mux._waiting
+
+
+async def test_a_caller_that_leaves_before_its_command_is_written_never_has_it_run(
+    client: redis.Redis, namespace: str
+) -> None:
+    await round_trip(client, [("PING",)])
+    first = asyncio.create_task(round_trip(client, [("EVAL", busy_for(30), 0)]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # written; its reply comes in 30 ms, so what follows is held
+    held = asyncio.create_task(round_trip(client, [("INCR", f"{namespace}:left")]))
+    kept = asyncio.create_task(round_trip(client, [("INCR", f"{namespace}:kept")]))
+    await asyncio.sleep(0)
+    held.cancel()
+
+    assert await first == [1]
+    assert await kept == [1]
+    assert await round_trip(client, [("GET", f"{namespace}:left"), ("GET", f"{namespace}:kept")]) == [
+        None,
+        b"1",
+    ]
+    assert not multiplexer_of(client)._waiting
