@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hiredis import pack_command
@@ -64,10 +64,12 @@ class Multiplexer:
     behind the late one would wait as long.
     """
 
-    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
+    def __init__(self, connect: Callable[[], AbstractConnection], timeout: float) -> None:
         # redis-py's connection for its connect (AUTH, SELECT, TLS, RESP version), packing and
         # parser; it has no read or write timeout of its own: the callers' timeouts stand for it.
-        self._connection = connection
+        # A new one per event loop: one made on another loop (or before a fork) is not ours to use.
+        self._new_connection = connect
+        self._connection = connect()
         self._timeout = timeout
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._unsent: list[_Waiting] = []  # in self._waiting too, in the same order
@@ -125,7 +127,7 @@ class Multiplexer:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # first use, or a new event loop (tests): nothing to carry over
+        if self._loop is not loop:  # first use, a new event loop (tests) or a forked child
             self._forget()
             self._loop = loop
             self._connecting = asyncio.Lock()
@@ -234,7 +236,9 @@ class Multiplexer:
         self._closing = self._loop.create_task(self._connection.disconnect(nowait=True))
 
     def _forget(self) -> None:
-        """Drops the state of an event loop that is gone, without touching its tasks."""
+        """Drops the state of an event loop that is gone, without touching its tasks or socket."""
+        if self._loop is not None:
+            self._connection = self._new_connection()
         self._reader = None
         self._writer = None
         self._flush_scheduled = False
@@ -245,14 +249,16 @@ class Multiplexer:
         self._watchdog = None
 
     async def close(self) -> None:
+        if self._loop is not asyncio.get_running_loop():  # nothing open on this loop to close
+            return
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._reader is not None and self._loop is asyncio.get_running_loop():
+        if self._reader is not None:
             reader = self._reader
             self._break(ConnectionError("Redis client closed"))
             await asyncio.gather(reader, return_exceptions=True)
-        if self._closing is not None and self._loop is asyncio.get_running_loop():
+        if self._closing is not None:
             with contextlib.suppress(Exception):
                 await self._closing
             self._closing = None

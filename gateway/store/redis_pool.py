@@ -48,7 +48,7 @@ class WaitingConnectionPool(redis.ConnectionPool):
         if self._multiplexer is None:
             kwargs = {**self.connection_kwargs, "socket_timeout": None, "health_check_interval": 0}
             timeout = self.connection_kwargs.get("socket_timeout") or self._wait_timeout
-            self._multiplexer = Multiplexer(self.connection_class(**kwargs), timeout)
+            self._multiplexer = Multiplexer(lambda: self.connection_class(**kwargs), timeout)
         return self._multiplexer
 
     async def disconnect(self, inuse_connections: bool = True) -> None:

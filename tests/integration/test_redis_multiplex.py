@@ -300,3 +300,17 @@ async def test_a_caller_that_leaves_before_its_command_is_written_never_has_it_r
         b"1",
     ]
     assert not multiplexer_of(client)._waiting
+
+
+def test_a_client_used_on_a_second_event_loop_gets_a_connection_of_its_own(redis_url: str) -> None:
+    client = connect(redis_url, timeout=1.0)
+
+    async def connection_id() -> int:
+        ((got,),) = [await round_trip(client, [("CLIENT", "ID")])]
+        return int(got)
+
+    first = asyncio.run(connection_id())  # that loop ends with the connection still open
+    second = asyncio.run(connection_id())
+    asyncio.run(close(client))
+
+    assert first != second
