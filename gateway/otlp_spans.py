@@ -181,8 +181,8 @@ class SpanEncoder:
         self._entries = 0  # keys plus cached values
         self._names: dict[str, bytes] = {}
         # id() -> (the object, kept alive so its id is not reused while cached; its encoded bytes)
-        self._resources: dict[int, tuple[Resource, bytes, bytes]] = {}
-        self._scopes: dict[int, tuple[InstrumentationScope | None, bytes, bytes]] = {}
+        self._resources: dict[int, tuple[Any, bytes, bytes]] = {}  # Resource
+        self._scopes: dict[int, tuple[Any, bytes, bytes]] = {}  # InstrumentationScope or None
 
     def cache_size(self) -> tuple[int, int]:
         """(keys and values, names) cached now: what the bounds hold."""
@@ -289,10 +289,7 @@ class SpanEncoder:
         self._attributes(parts, _RESOURCE_ATTRIBUTE, resource.attributes)
         field = b"\x0a" + _delimited(b"".join(parts))
         schema = _string(b"\x1a", resource.schema_url)
-        if len(self._resources) >= self._max_parts:
-            self._resources.clear()
-        self._resources[id(resource)] = (resource, field, schema)
-        return field, schema
+        return self._remember(self._resources, resource, field, schema)
 
     def _scope(self, scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
         """ScopeSpans.scope (always present, empty for no scope) and ScopeSpans.schema_url."""
@@ -306,9 +303,15 @@ class SpanEncoder:
             self._attributes(parts, _SCOPE_ATTRIBUTE, scope.attributes)
             field = b"\x0a" + _delimited(b"".join(parts))
             schema = _string(b"\x1a", scope.schema_url)
-        if len(self._scopes) >= self._max_parts:
-            self._scopes.clear()
-        self._scopes[id(scope)] = (scope, field, schema)
+        return self._remember(self._scopes, scope, field, schema)
+
+    def _remember(
+        self, cache: dict[int, tuple[Any, bytes, bytes]], part: Any, field: bytes, schema: bytes
+    ) -> tuple[bytes, bytes]:
+        """Keeps a resource's or scope's encoding by the object's identity, ``max_parts`` at most."""
+        if len(cache) >= self._max_parts:
+            cache.clear()
+        cache[id(part)] = (part, field, schema)
         return field, schema
 
     def _name(self, name: str) -> bytes:
