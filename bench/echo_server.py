@@ -2,9 +2,9 @@
 
 It serves `notify.v1.NotificationService/Send` with no interceptors, no health or reflection,
 and answers every request with one fixed SendResponse, on the gateway's event loop (uvloop where
-installed). The load generator sends it the same
-SendRequest bytes it sends the gateway, so what this process spends per call is the least any
-Python grpc.aio server spends to receive, parse, answer and frame one Send.
+installed). The load generator sends it the same SendRequest bytes it sends the gateway, so what
+this process spends per call is the least any Python grpc.aio server spends to receive, parse,
+answer and frame one Send.
 
 With a Redis URL it makes one Redis round trip per Send before answering (a SET through
 redis-py's asyncio client, hiredis when installed, as the gateway's): "floor A + one Redis round
