@@ -44,10 +44,12 @@ class _Waiting:
 
     __slots__ = ("future", "needed", "packed", "replies", "since", "written")
 
-    def __init__(self, future: asyncio.Future[list[Any]], packed: list[bytes], since: float) -> None:
+    def __init__(
+        self, future: asyncio.Future[list[Any]], packed: list[bytes], needed: int, since: float
+    ) -> None:
         self.future = future
-        self.packed = packed
-        self.needed = len(packed)
+        self.packed = packed  # chunks to write: not one per command when redis-py packed them
+        self.needed = needed
         self.since = since
         self.replies: list[Any] = []
         self.written = False
@@ -93,7 +95,7 @@ class Multiplexer:
         loop = self._loop
         assert loop is not None
         packed = self._pack(commands)  # first: a bad argument raises here, before anything is queued
-        waiting = _Waiting(loop.create_future(), packed, loop.time())
+        waiting = _Waiting(loop.create_future(), packed, len(commands), loop.time())
         self._waiting.append(waiting)
         self._unsent.append(waiting)
         # While written commands await their replies, new ones wait for those replies (or for

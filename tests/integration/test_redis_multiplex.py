@@ -314,3 +314,19 @@ def test_a_client_used_on_a_second_event_loop_gets_a_connection_of_its_own(redis
     asyncio.run(close(client))
 
     assert first != second
+
+
+async def test_commands_packed_by_redis_py_are_answered_as_commands_not_as_chunks(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(command: Any) -> bytes:
+        raise TypeError("as hiredis refuses a value it cannot pack")
+
+    monkeypatch.setattr(redis_multiplex, "pack_command", refuse)  # redis-py's packer joins commands
+    first, second = await asyncio.gather(
+        round_trip(client, [("ECHO", "a"), ("ECHO", "b"), ("ECHO", "c")]),
+        round_trip(client, [("ECHO", "d")]),
+    )
+
+    assert first == [b"a", b"b", b"c"]
+    assert second == [b"d"]
