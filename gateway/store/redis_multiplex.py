@@ -187,10 +187,11 @@ class Multiplexer:
             self._break(ConnectionError(f"Error writing to Redis: {exc}"))
 
     async def _read_loop(self) -> None:
+        me = asyncio.current_task()
         waiting = self._waiting
         read = self._connection.read_response
         try:
-            while True:
+            while self._reader is me:  # a broken line's reader stops, whatever it was doing
                 try:
                     reply: Any = await read(timeout=math.inf, disconnect_on_error=False)
                 except ResponseError as exc:
@@ -209,7 +210,8 @@ class Multiplexer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._break(exc if isinstance(exc, ConnectionError) else ConnectionError(str(exc)))
+            if self._reader is me:
+                self._break(exc if isinstance(exc, ConnectionError) else ConnectionError(str(exc)))
 
     def _break(self, exc: Exception) -> None:
         """Ends this connection: every waiting caller fails with ``exc`` (a command never written
