@@ -34,6 +34,21 @@ async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
     await close(opened)
 
 
+@pytest.fixture
+def records(client: redis.Redis, namespace: str) -> RedisRecordStore:
+    return RedisRecordStore(client, namespace)
+
+
+@pytest.fixture
+def queue(client: redis.Redis, namespace: str, records: RedisRecordStore) -> JobQueue:
+    return JobQueue(client, namespace, records)
+
+
+@pytest.fixture
+def limiter(client: redis.Redis, namespace: str) -> RedisRateLimiter:
+    return RedisRateLimiter(client, namespace)
+
+
 async def queued_job(queue: JobQueue, records: RedisRecordStore) -> tuple[Job, StoredRecord]:
     record = accepted_record(account=ACCOUNT)
     request = pb.SendRequest(account=ACCOUNT, message=pb.Message(text=pb.Text(content="hi")))
@@ -53,10 +68,8 @@ def delivered(stored: StoredRecord) -> StoredRecord:
 
 
 async def test_a_written_outcome_finishes_its_job_in_the_same_write(
-    client: redis.Redis, namespace: str
+    client: redis.Redis, records: RedisRecordStore, queue: JobQueue
 ) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
     job, stored = await queued_job(queue, records)
 
     assert await queue.settle(delivered(stored), ACCOUNT, job.entry_id)
@@ -68,10 +81,8 @@ async def test_a_written_outcome_finishes_its_job_in_the_same_write(
 
 
 async def test_an_outcome_that_loses_its_compare_and_set_leaves_the_job(
-    client: redis.Redis, namespace: str
+    client: redis.Redis, records: RedisRecordStore, queue: JobQueue
 ) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
     job, stored = await queued_job(queue, records)
     assert await records.put(stored.copy())  # someone else changed the record first
 
@@ -81,8 +92,7 @@ async def test_an_outcome_that_loses_its_compare_and_set_leaves_the_job(
     assert (await client.xpending(queue.stream(ACCOUNT), GROUP))["pending"] == 1
 
 
-async def test_a_new_record_cannot_finish_a_job(client: redis.Redis, namespace: str) -> None:
-    records = RedisRecordStore(client, namespace)
+async def test_a_new_record_cannot_finish_a_job(records: RedisRecordStore) -> None:
     with pytest.raises(ValueError):
         await records.put_finishing(StoredRecord(accepted_record()), "stream", GROUP, "1-0")
 
@@ -90,9 +100,7 @@ async def test_a_new_record_cannot_finish_a_job(client: redis.Redis, namespace: 
 # -- taking a job over: the record the job carries, and the account's rate slot in the same script --
 
 
-async def test_a_job_carries_its_record_as_accepted(client: redis.Redis, namespace: str) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
+async def test_a_job_carries_its_record_as_accepted(records: RedisRecordStore, queue: JobQueue) -> None:
     job, stored = await queued_job(queue, records)
 
     assert stored.version == 1
@@ -106,11 +114,8 @@ def taking(job: Job) -> StoredRecord:
 
 
 async def test_a_take_over_takes_the_accounts_slot_with_the_record(
-    client: redis.Redis, namespace: str
+    client: redis.Redis, records: RedisRecordStore, queue: JobQueue, limiter: RedisRateLimiter
 ) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
-    limiter = RedisRateLimiter(client, namespace)
     job, _ = await queued_job(queue, records)
     rate = RateLimit(2, 60.0)
 
@@ -122,10 +127,9 @@ async def test_a_take_over_takes_the_accounts_slot_with_the_record(
     assert await client.zcard(limiter.keys(f"account:{ACCOUNT}")[0]) == 1
 
 
-async def test_a_take_over_of_a_changed_record_takes_no_slot(client: redis.Redis, namespace: str) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
-    limiter = RedisRateLimiter(client, namespace)
+async def test_a_take_over_of_a_changed_record_takes_no_slot(
+    client: redis.Redis, records: RedisRecordStore, queue: JobQueue, limiter: RedisRateLimiter
+) -> None:
     job, stored = await queued_job(queue, records)
     assert await records.put(stored.copy())  # a Recall, another worker: the version moved on
 
@@ -137,11 +141,8 @@ async def test_a_take_over_of_a_changed_record_takes_no_slot(client: redis.Redis
 
 
 async def test_a_take_over_without_a_slot_writes_nothing_and_says_how_long_to_wait(
-    client: redis.Redis, namespace: str
+    client: redis.Redis, records: RedisRecordStore, queue: JobQueue, limiter: RedisRateLimiter
 ) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
-    limiter = RedisRateLimiter(client, namespace)
     job, _ = await queued_job(queue, records)
     rate = RateLimit(1, 60.0)
     assert (await limiter.acquire(f"account:{ACCOUNT}", rate)).wait == 0  # the window is full now
@@ -154,7 +155,7 @@ async def test_a_take_over_without_a_slot_writes_nothing_and_says_how_long_to_wa
     assert await client.zcard(limiter.keys(f"account:{ACCOUNT}")[0]) == 1
 
 
-def idle_worker(queue: JobQueue, records: RedisRecordStore, client: redis.Redis, namespace: str) -> Worker:
+def idle_worker(queue: JobQueue, records: RedisRecordStore, limiter: RedisRateLimiter) -> Worker:
     """A worker that is never started: its take-over of one job is called directly."""
     adapter: Any = SimpleNamespace(
         rate_limit=None, prepare=lambda request, message_id: SimpleNamespace(pending_media=None)
@@ -164,19 +165,19 @@ def idle_worker(queue: JobQueue, records: RedisRecordStore, client: redis.Redis,
         queue,
         Ledger(records),
         {ACCOUNT: adapter},
-        RedisRateLimiter(client, namespace),
+        limiter,
         none,
         none,
         QueueSettings(),
     )
 
 
-async def test_a_worker_reads_a_record_changed_since_its_accept(client: redis.Redis, namespace: str) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
+async def test_a_worker_reads_a_record_changed_since_its_accept(
+    records: RedisRecordStore, queue: JobQueue, limiter: RedisRateLimiter
+) -> None:
     job, stored = await queued_job(queue, records)
     assert await records.put(stored.copy())  # a Recall, another worker: the job's copy is stale now
-    worker = idle_worker(queue, records, client, namespace)
+    worker = idle_worker(queue, records, limiter)
 
     assert await worker._start_as_accepted(ACCOUNT, worker.accounts[ACCOUNT], job) is False
 
@@ -185,12 +186,10 @@ async def test_a_worker_reads_a_record_changed_since_its_accept(client: redis.Re
 
 
 async def test_a_worker_stopped_during_its_take_over_gives_the_record_back(
-    client: redis.Redis, namespace: str
+    records: RedisRecordStore, queue: JobQueue, limiter: RedisRateLimiter
 ) -> None:
-    records = RedisRecordStore(client, namespace)
-    queue = JobQueue(client, namespace, records)
     job, _ = await queued_job(queue, records)
-    worker = idle_worker(queue, records, client, namespace)
+    worker = idle_worker(queue, records, limiter)
 
     starting = asyncio.create_task(worker._start_as_accepted(ACCOUNT, worker.accounts[ACCOUNT], job))
     await asyncio.sleep(0)  # the take-over's write is on its way
