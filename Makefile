@@ -63,7 +63,7 @@ lint: install-python
 	$(BIN)/ruff format --check gateway tests scripts clients/python bench
 	$(BIN)/buf lint
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/mypy gateway
+	$(BIN)/mypy gateway bench
 	cd clients/python && $(CURDIR)/$(BIN)/mypy
 
 format: install-python
@@ -71,7 +71,7 @@ format: install-python
 	$(BIN)/ruff check --fix gateway tests scripts clients/python bench
 
 typecheck: install-python
-	$(BIN)/mypy gateway
+	$(BIN)/mypy gateway bench
 
 clean:
 	rm -rf $(VENV) generated .pytest_cache .mypy_cache .ruff_cache clients/node/node_modules

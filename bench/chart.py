@@ -157,7 +157,7 @@ def _latency_panel(axis: Axes, m: dict[str, float]) -> None:
     """Concurrency 1: gateway Send, direct aiohttp call and the two echoes, p50 and p99, and the
     difference."""
     width = 0.38
-    sides = (
+    sides: tuple[tuple[str, str, str], ...] = (
         ("gateway Send\n(everything on)", "gateway", _COLOURS["gateway"]),
         ("direct aiohttp\ncall", "direct", _COLOURS["floor"]),
         ("bare gRPC echo\n(floor A's server)", "echo", _COLOURS["floor"]),

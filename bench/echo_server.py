@@ -50,6 +50,22 @@ class EchoService(pb_grpc.NotificationServiceServicer):
     ) -> pb.UploadMediaResponse:
         raise NotImplementedError("floor A serves Send only")
 
+    async def GetMessage(
+        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMessageResponse:
+        raise NotImplementedError("floor A serves Send only")
+
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMessagesResponse:
+        raise NotImplementedError("floor A serves Send only")
+
+    async def WatchMessage(
+        self, request: pb.WatchMessageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchMessageResponse]:
+        raise NotImplementedError("floor A serves Send only")
+        yield  # a server-streaming method is an async generator
+
 
 async def serve(redis_url: str | None) -> None:
     store = redis.asyncio.Redis.from_url(redis_url) if redis_url else None

@@ -12,6 +12,7 @@ the CPU-per-Send breakdown chart.
 from __future__ import annotations
 
 import collections
+import os
 import pstats
 import re
 import shutil
@@ -143,6 +144,37 @@ def component_of(frames: list[str]) -> str:
     return OTHER
 
 
+ThreadCpu = dict[int, tuple[str, float]]
+"""Linux thread id -> (its comm, CPU seconds used: utime + stime)."""
+
+
+def thread_cpu(pid: int) -> ThreadCpu:
+    """Per-thread CPU of a process now, from /proc: what py-spy's samples are weighted with."""
+    out: ThreadCpu = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+        out[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return out
+
+
+def thread_cpu_used(before: ThreadCpu, after: ThreadCpu) -> ThreadCpu:
+    return {tid: (comm, cpu - before.get(tid, ("", 0.0))[1]) for tid, (comm, cpu) in after.items()}
+
+
+# `--threads` makes py-spy put "thread (ID): NAME" (or "thread (ID)" for a thread it has no name
+# for) first on each stack. On Linux ID is the OS thread id (the TID in /proc/PID/task, read from
+# the thread state's native_thread_id) when py-spy knows it, else the pthread id in hex (0x...),
+# which /proc does not show: then only the main thread (name MainThread, TID == PID) is matched.
+_THREAD_LABEL = re.compile(r"thread \((\d+|0x[0-9A-Fa-f]+)\)(?:: (.*))?")
+UNSAMPLED = "threads without Python (grpc core C threads)"
+
+
 def coverage(samples: int, cpu_seconds: float, rate: int = 200) -> float:
     """Sampled seconds over the process's CPU seconds in its measured phase, a sanity check kept
     in the JSON: py-spy also samples the warm-up, so it runs above 1; far below 1 would mean CPU
@@ -160,6 +192,7 @@ def start_pyspy(pid: int, out: Path, log: Path, rate: int = 200) -> subprocess.P
     if binary is None:
         raise RuntimeError("py-spy is not installed")
     args = [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--full-filenames"]
+    args.append("--threads")  # which thread each stack is from, to weight it by that thread's CPU
     with log.open("wb") as errors:
         return subprocess.Popen(
             [*args, "--nonblocking", "--output", str(out)], stdout=errors, stderr=subprocess.STDOUT
@@ -200,32 +233,108 @@ def _area(frame: str) -> str:
     return next((area for fragment, area in _AREAS if fragment in path), "other")
 
 
-def summarise_collapsed(path: Path) -> dict[str, Any]:
-    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output."""
+Stack = tuple[str | None, str, list[str], int]
+"""One line of py-spy's raw output: thread id label (None without --threads), thread name, short
+frames outermost first, sample count."""
+
+
+def read_collapsed(path: Path) -> list[Stack]:
+    stacks: list[Stack] = []
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        raw = [f for f in stack.split(";") if f]
+        label = _THREAD_LABEL.fullmatch(raw[0]) if raw else None
+        if label:
+            raw = raw[1:]
+        frames = [_short(f) for f in raw]
+        if frames:
+            stacks.append(
+                (label[1] if label else None, (label[2] or "") if label else "", frames, int(count_text))
+            )
+    return stacks
+
+
+def thread_weights(
+    stacks: list[Stack], cpu: ThreadCpu, pid: int
+) -> tuple[dict[str, float], float, list[dict[str, Any]]] | None:
+    """CPU µs per sample for each sampled thread, the CPU seconds of the threads py-spy never
+    sampled (C threads), and a table of the threads; None when a sampled thread has no TID (no
+    --threads, or a pthread id), and the samples stay unweighted. A TID gone from /proc by the
+    end (a thread that ended) counts as no CPU: its CPU is no longer in any thread's figures."""
+    samples: collections.Counter[str] = collections.Counter()
+    names: dict[str, str] = {}
+    for thread, name, _frames, count in stacks:
+        samples[thread or ""] += count
+        names[thread or ""] = name
+    tids = {
+        t: pid if names[t] == "MainThread" else int(t)
+        for t in samples
+        if t.isdigit() or names[t] == "MainThread"
+    }
+    if len(tids) < len(samples):
+        return None
+    used = {t: cpu.get(tid, ("", 0.0))[1] for t, tid in tids.items()}
+    total = sum(seconds for _comm, seconds in cpu.values()) or 1.0
+    table = [
+        {
+            "tid": tids[t],
+            "name": "main" if tids[t] == pid else names[t] or cpu.get(tids[t], ("?", 0.0))[0],
+            "cpu_seconds": round(used[t], 3),
+            "cpu_percent": round(100 * used[t] / total, 1),
+            "samples": n,
+        }
+        for t, n in samples.most_common()
+    ]
+    unsampled = [(comm, seconds) for tid, (comm, seconds) in cpu.items() if tid not in tids.values()]
+    c_seconds = sum(seconds for _comm, seconds in unsampled)
+    if unsampled:
+        comms = collections.Counter(comm for comm, seconds in unsampled if seconds > 0)
+        table.append(
+            {
+                "tid": None,
+                "name": "C threads ("
+                + ", ".join(f"{c} x{n}" if n > 1 else c for c, n in sorted(comms.items()))
+                + ")",
+                "cpu_seconds": round(c_seconds, 3),
+                "cpu_percent": round(100 * c_seconds / total, 1),
+                "samples": 0,
+            }
+        )
+    return {t: used[t] * 1e6 / samples[t] for t in tids}, c_seconds, table
+
+
+def summarise_collapsed(path: Path, cpu: ThreadCpu | None = None, pid: int | None = None) -> dict[str, Any]:
+    """Self and inclusive shares per function, from py-spy's raw (collapsed) output. Given each
+    thread's CPU over the recording (`thread_cpu_used`, for a file recorded with --threads), the
+    shares are of CPU: each thread's samples are scaled to its CPU, since py-spy counts a thread
+    that waits in C as busy (grpc.aio's poller) and does not see C threads at all (grpc core's,
+    whose CPU goes to GRPC). Otherwise they are shares of samples."""
+    stacks = read_collapsed(path)
+    weighted = thread_weights(stacks, cpu, pid) if cpu is not None and pid is not None else None
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     areas: collections.Counter[str] = collections.Counter()
     concerns: collections.Counter[str] = collections.Counter()
     components: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_short(f) for f in stack.split(";") if f]
-        if not frames:
-            continue
-        total += count
-        own[frames[-1]] += count
-        areas[_area(frames[-1])] += count
+    for thread, _name, frames, count in stacks:
+        weight = round(count * weighted[0].get(thread or "", 0.0)) if weighted else count  # µs or samples
+        own[frames[-1]] += weight
+        areas[_area(frames[-1])] += weight
         for frame in set(frames):
-            inclusive[frame] += count
-        concerns[concern_of(frames)] += count
-        components[component_of(frames)] += count
-    return {
+            inclusive[frame] += weight
+        concerns[concern_of(frames)] += weight
+        components[component_of(frames)] += weight
+    if weighted:
+        c_threads = round(weighted[1] * 1e6)
+        for counter in (own, areas, concerns):
+            counter[UNSAMPLED] += c_threads
+        components[GRPC] += c_threads
+    total = sum(own.values())
+    summary = {
         "tool": "py-spy",
-        "samples": total,
+        "samples": sum(count for *_rest, count in stacks),
         "self": _shares(own, total),
         "inclusive_gateway": _shares(
             collections.Counter({f: n for f, n in inclusive.items() if "(gateway/" in f}), total
@@ -233,7 +342,12 @@ def summarise_collapsed(path: Path) -> dict[str, Any]:
         "self_by_area": _shares(areas, total),
         "by_concern": _shares(concerns, total),
         "by_component": _ordered(components, total),
+        "weighting": "thread CPU" if weighted else "samples",
     }
+    if weighted:
+        summary["cpu_seconds"] = round(total / 1e6, 3)
+        summary["threads"] = weighted[2]
+    return summary
 
 
 def summarise_pstats(path: Path) -> dict[str, Any]:
@@ -268,8 +382,9 @@ def _components_of(own: collections.Counter[str]) -> collections.Counter[str]:
 
 
 def _ordered(counter: collections.Counter[str], total: int) -> list[list[Any]]:
-    """Shares in the chart's stacking order, the empty ones left out."""
-    return [[c, round(100 * counter[c] / total, 2)] for c in COMPONENTS if counter[c]] if total else []
+    """Shares in the chart's stacking order, the empty ones (to 0.01%) left out."""
+    shares = [[c, round(100 * counter[c] / total, 2)] for c in COMPONENTS] if total else []
+    return [share for share in shares if share[1]]
 
 
 def _areas_of(own: collections.Counter[str]) -> collections.Counter[str]:
@@ -285,7 +400,13 @@ def _shares(counter: collections.Counter[str], total: int) -> list[list[Any]]:
 
 def render(summary: dict[str, Any]) -> str:
     lines = [f"profile of the gateway under load ({summary['tool']}, {summary['samples']} samples)"]
-    if "coverage" in summary:
+    if "threads" in summary:
+        lines[0] = lines[0][:-1] + f", weighted by each thread's CPU, {summary['cpu_seconds']:.2f} s)"
+        lines.append(
+            "  threads, % of CPU (samples): "
+            + ", ".join(f"{t['name']} {t['cpu_percent']:.1f} ({t['samples']})" for t in summary["threads"])
+        )
+    elif "coverage" in summary:
         lines[0] = lines[0][:-1] + f"; sampled seconds / CPU seconds = {summary['coverage']:.2f})"
     for key, title in (
         ("by_component", "by component, as in the breakdown chart (%)"),

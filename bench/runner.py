@@ -798,6 +798,9 @@ def run_profiles(
         for name, (load_spec, target) in targets.items():
             slug = name.split(":")[-1].strip().replace(" ", "-").replace("%", "pc")
             out = workdir / f"pyspy-{slug}.txt"
+            # Threads' CPU around py-spy's whole recording, the window its samples come from (the
+            # second before the load and the stop included), so each thread's samples and CPU match.
+            cpu_before = profiling.thread_cpu(target.child.pid)
             spy = profiling.start_pyspy(target.child.pid, out, workdir / f"pyspy-{slug}.log")
             time.sleep(1.0)  # let it attach
             if spy.poll() is not None:
@@ -808,7 +811,8 @@ def run_profiles(
                 result = counted(load_spec, name)
             finally:
                 profiling.stop_pyspy(spy)
-            summary = profiling.summarise_collapsed(out)
+            cpu = profiling.thread_cpu_used(cpu_before, profiling.thread_cpu(target.child.pid))
+            summary = profiling.summarise_collapsed(out, cpu, target.child.pid)
             summary["coverage"] = profiling.coverage(
                 summary["samples"], result.cpu_seconds.get("gateway", 0.0)
             )
