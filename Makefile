@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 NODE_STAMP := clients/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: install install-python generate run sandbox test fuzz lint format typecheck bench clean
+.PHONY: install install-python generate run sandbox test fuzz lint format typecheck bench bench-instructions clean
 
 install: install-python $(NODE_STAMP)
 
@@ -57,6 +57,9 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: install-python $(BENCH_STAMP)  ## floors, gateway (everything on, sampled, minimal), queued, Apprise; latency, --processes, delivery, profile (bench/README.md); about 3 minutes
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-instructions: install-python $(BENCH_STAMP)  ## instructions per Send under valgrind's callgrind, gateway and floors (needs valgrind); about 5 minutes
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 lint: install-python
 	$(BIN)/ruff check gateway tests scripts clients/python bench

@@ -1,0 +1,339 @@
+"""Instructions per Send, counted by valgrind's callgrind: `python -m bench.instructions`.
+
+CPU seconds on a shared 2-core machine move by 10-25% between runs, and a change worth 20 µs
+hides in that. The instructions a process executes for a fixed amount of work barely move, so
+this counts them, for the gateway (everything on, and sampling 10%) and for the floors: the bare
+echo server (floor A) and the load process making the bare vendor calls (floor B). Their ratio
+is the bench's main ratio counted in instructions instead of CPU time.
+
+It is not the same figure. An instruction in the gateway costs more time than one in a floor:
+the gateway runs far more code per call, so its caches and branch predictors miss more (a span
+that takes 14 µs in a tight loop costs ~40 in the server, for the same ~50k instructions). And
+each process runs ~50x slower under valgrind, so the load runs at concurrency 4, where fewer
+calls share each wake-up of the event loop than at the CPU bench's 64. Use it to see what a
+change buys, and where the instructions go by library; the CPU figures stay the targets.
+
+A server runs under callgrind with counting off; after a warm-up the bench turns it on
+(`callgrind_control -i on`), sends the measured calls, and dumps the counts (`-d`). The floor B
+load process counts its whole run, twice with different call counts; the difference is per call.
+Needs valgrind (Debian: `apt install valgrind`). About 5 minutes; not part of `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.fixture import Fixture
+from bench.gateway_proc import (
+    DINGTALK_ACCOUNT,
+    NEVER_REFUSING_RATE_PER_MINUTE,
+    SAMPLED_ACCOUNTS,
+    WECOM_APP_ACCOUNT,
+    wait_serving,
+    write_config,
+)
+from bench.procs import REPO_ROOT, Child, child_env, free_port, python_module
+from bench.redis_proc import redis_for_run
+from bench.runner import RESULTS_DIR, SAMPLE_RATIO, run_load
+from bench.spec import LoadSpec, dump
+
+CONCURRENCY = 4  # under valgrind a Send takes ~50x longer: more in flight would meet the deadline
+WARMUP = 60
+CALLGRIND = ["valgrind", "--tool=callgrind", "--trace-children=no"]
+# What a dump's body charges instructions to: "fn=(id) name" lines, then "line count" cost lines.
+_OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
+
+
+def instructions(dump_file: Path) -> int:
+    """The instructions a callgrind dump counted (its ``summary:`` line; ``totals:`` in older files)."""
+    for line in dump_file.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise ValueError(f"{dump_file}: no summary line, not a callgrind dump")
+
+
+def by_object(dump_file: Path) -> dict[str, int]:
+    """Self instructions per shared object (libpython, cygrpc, uvloop's loop, libc...): callgrind
+    sees C functions only, so Python code is all in the interpreter's own library."""
+    names: dict[str, str] = {}
+    counts: collections.Counter[str] = collections.Counter()
+    current = "?"
+    in_call = False
+    for line in dump_file.read_text(errors="replace").splitlines():
+        if match := _OB.match(line):
+            if match[3]:  # an object is named once, where it first appears (as ob= or cob=)
+                names[match[2]] = Path(match[3]).name
+            if not match[1]:
+                current = names.get(match[2], "?")
+            continue
+        if line.startswith(("calls=", "cfn=", "cfi=", "cfl=")):
+            in_call = line.startswith("calls=")  # the next cost line is the call's inclusive cost
+            continue
+        if line[:1].isdigit() or line[:1] in "+-*":
+            if in_call:
+                in_call = False  # inclusive cost of a call: not this function's own
+                continue
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                counts[current] += int(parts[1])
+    return dict(counts.most_common())
+
+
+def _object_shares(counts: dict[str, int], top: int = 8) -> list[list[Any]]:
+    total = sum(counts.values()) or 1
+    rows = [[name, round(100 * n / total, 1)] for name, n in list(counts.items())[:top]]
+    rest = total - sum(n for n in list(counts.values())[:top])
+    return [*rows, ["the rest", round(100 * rest / total, 1)]] if rest else rows
+
+
+class CountedServer:
+    """A server process under callgrind, counting only between ``start`` and ``stop``."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+        self.out = workdir / f"callgrind-{name.replace(' ', '-')}"
+        self.child = Child(
+            name,
+            [*CALLGRIND, "--instr-atstart=no", f"--callgrind-out-file={self.out}.%p", *args],
+            log=workdir / f"{name.replace(' ', '-')}.log",
+        )
+
+    def start(self) -> None:
+        self._control("-i", "on")
+
+    def stop(self) -> Path:
+        """Dumps the counts since ``start`` and turns counting off; returns the dump file."""
+        self._control("-d")
+        self._control("-i", "off")
+        dumps = sorted(self.out.parent.glob(f"{self.out.name}.{self.child.pid}.*"))
+        if not dumps:
+            raise self.child.failure("wrote no callgrind dump")
+        return dumps[-1]
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(["callgrind_control", *args, str(self.child.pid)], check=True, capture_output=True)
+
+
+def count_server(server: CountedServer, spec: LoadSpec, requests: int, workdir: Path) -> dict[str, Any]:
+    """Warm-up uncounted, then ``requests`` calls counted: instructions per call."""
+    run_load(_with(spec, requests=1, warmup=WARMUP), workdir)
+    server.start()
+    result = run_load(_with(spec, requests=requests, warmup=0), workdir)
+    dump_file = server.stop()
+    if result.errors:
+        raise RuntimeError(f"{spec.scenario}: {result.errors} errors, e.g. {result.error_samples[:2]}")
+    return {
+        "calls": result.requests,
+        "instructions_per_call": instructions(dump_file) / result.requests,
+        "by_object": _object_shares(by_object(dump_file)),
+    }
+
+
+def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> dict[str, Any]:
+    """The load process itself (floor B), counted whole at two call counts; the difference is
+    what the extra calls cost, start-up and warm-up cancelling out."""
+    totals: list[tuple[int, int, Path]] = []
+    for n in requests:
+        path = workdir / f"load-counted-{n}.json"
+        path.write_text(dump(_with(spec, requests=n, warmup=WARMUP)))
+        out = workdir / f"callgrind-floor-b-{n}"
+        completed = subprocess.run(
+            [*CALLGRIND, f"--callgrind-out-file={out}", *python_module("bench.load", str(path))],
+            cwd=REPO_ROOT,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"floor B under callgrind failed:\n{completed.stderr[-2000:]}")
+        result = json.loads(completed.stdout.strip().splitlines()[-1])
+        if result["errors"]:
+            raise RuntimeError(f"floor B: {result['errors']} errors, e.g. {result['error_samples'][:2]}")
+        totals.append((result["requests"], instructions(out), out))
+    (n1, i1, _), (n2, i2, out2) = totals
+    return {
+        "calls": n2 - n1,
+        "instructions_per_call": (i2 - i1) / (n2 - n1),
+        "by_object": _object_shares(by_object(out2)),  # the whole larger run, start-up included
+    }
+
+
+def _with(spec: LoadSpec, **changes: Any) -> LoadSpec:
+    return LoadSpec(**{**asdict(spec), **changes})
+
+
+def ratios(counts: dict[str, dict[str, Any]]) -> dict[str, float]:
+    if "floor A" not in counts or "floor B" not in counts:
+        return {}
+    floors = counts["floor A"]["instructions_per_call"] + counts["floor B"]["instructions_per_call"]
+    return {
+        name: round(counts[name]["instructions_per_call"] / floors, 2)
+        for name in counts
+        if name.startswith("gateway")
+    }
+
+
+def render(counts: dict[str, dict[str, Any]]) -> str:
+    lines = [f"instructions per call (callgrind, concurrency {CONCURRENCY}):"]
+    for name, figures in counts.items():
+        shares = ", ".join(f"{obj} {share}%" for obj, share in figures["by_object"][:5])
+        lines.append(
+            f"  {name:24s} {figures['instructions_per_call'] / 1000:8.0f}k over {figures['calls']} calls"
+            f"   by library: {shares}"
+        )
+    for name, ratio in ratios(counts).items():
+        lines.append(f"  {name} / (floor A + floor B): {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="counted calls per server")
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="count the everything-on gateway alone (to compare two trees)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    options = parser.parse_args(argv)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("bench.instructions needs valgrind (Debian: apt install valgrind)", file=sys.stderr)
+        return 2
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="notify-bench-instr-") as tmp:
+        counts = _run(options.requests, Path(tmp), gateway_only=options.gateway_only)
+    print(render(counts))
+    options.results_dir.mkdir(parents=True, exist_ok=True)
+    out = options.results_dir / f"{stamp}-instructions.json"
+    out.write_text(
+        json.dumps({"concurrency": CONCURRENCY, "counts": counts, "ratios": ratios(counts)}, indent=1)
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _run(requests: int, workdir: Path, *, gateway_only: bool = False) -> dict[str, dict[str, Any]]:
+    fixture = Fixture()
+    spec_path = workdir / "sandbox.json"
+    spec_path.write_text(json.dumps(fixture.sandbox_spec()))
+    counts: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        redis_url, _where, _pid = stack.enter_context(redis_for_run())
+        sandbox = Child(
+            "sandbox",
+            python_module("bench.sandbox_proc", str(spec_path)),
+            log=workdir / "sandbox.log",
+            stdin=True,
+        )
+        stack.callback(sandbox.stop)
+        sandbox_url = sandbox.expect("READY ")
+        sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
+        stack.callback(sink.stop)
+        traced = {
+            "exporter": "otlp",
+            "protocol": "grpc",
+            "endpoint": f"http://127.0.0.1:{sink.expect('READY ')}",
+        }
+
+        def base(scenario: str, driver: str, **fields: Any) -> LoadSpec:
+            return LoadSpec(
+                scenario=scenario,
+                driver=driver,  # type: ignore[arg-type]
+                requests=requests,
+                warmup=WARMUP,
+                concurrency=CONCURRENCY,
+                max_seconds=1800.0,
+                **fields,
+            )
+
+        if not gateway_only:
+            echo = CountedServer("echo", python_module("bench.echo_server"), workdir)
+            stack.callback(echo.child.stop)
+            port = echo.child.expect("READY ", timeout=300)
+            echo_spec = base(
+                "floor A",
+                "grpc",
+                grpc_target=f"127.0.0.1:{port}",
+                api_key=fixture.api_key,
+                accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
+            )
+            counts["floor A"] = count_server(echo, echo_spec, requests, workdir)
+            floor_b = base(
+                "floor B",
+                "http",
+                sandbox_url=sandbox_url,
+                dingtalk_token=fixture.floor_b_dingtalk.access_token,
+                wecom_app={
+                    "corp_id": fixture.floor_b_app.corp_id,
+                    "corp_secret": fixture.floor_b_app.corp_secret,
+                    "agent_id": fixture.floor_b_app.agent_id,
+                },
+            )
+            counts["floor B"] = count_client(floor_b, (requests // 3, requests), workdir)
+        gateways = (
+            (
+                "gateway: everything on",
+                fixture.gateway_dingtalk,
+                fixture.gateway_app,
+                (DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT),
+                traced,
+            ),
+            (
+                "gateway: sampling 10%",
+                fixture.sampled_dingtalk,
+                fixture.sampled_app,
+                SAMPLED_ACCOUNTS,
+                {**traced, "sample_ratio": SAMPLE_RATIO},
+            ),
+        )
+        for name, robot, app, accounts, telemetry in gateways[:1] if gateway_only else gateways:
+            slug = name.split(":")[-1].strip().replace(" ", "-").replace("%", "pc")
+            config = workdir / f"gateway-{slug}.yaml"
+            write_config(
+                config,
+                robot=robot,
+                app=app,
+                accounts=accounts,
+                api_key=fixture.api_key,
+                sandbox_url=sandbox_url,
+                redis_url=redis_url,
+                namespace=f"bench-instructions-{slug}-{int(time.time())}",
+                port=free_port(),
+                telemetry=telemetry,
+                rate_limit_per_minute=NEVER_REFUSING_RATE_PER_MINUTE,
+            )
+            gateway = CountedServer(slug, python_module("gateway", "serve", "--config", str(config)), workdir)
+            stack.callback(gateway.child.stop)
+            address = str(yaml.safe_load(config.read_text())["server"]["listen"])
+            wait_serving(gateway.child, address, timeout=600)
+            spec = base(
+                name,
+                "grpc",
+                grpc_target=address,
+                api_key=fixture.api_key,
+                accounts=list(accounts),
+                idempotency_keys=True,
+            )
+            counts[name] = count_server(gateway, spec, requests, workdir)
+            gateway.child.stop()
+    return counts
+
+
+if __name__ == "__main__":
+    sys.exit(main())
