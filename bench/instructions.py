@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ from bench.fixture import Fixture
 from bench.gateway_proc import (
     DINGTALK_ACCOUNT,
     NEVER_REFUSING_RATE_PER_MINUTE,
-    SAMPLED_ACCOUNTS,
     WECOM_APP_ACCOUNT,
     wait_serving,
     write_config,
@@ -57,6 +57,34 @@ WARMUP = 60
 CALLGRIND = ["valgrind", "--tool=callgrind", "--trace-children=no"]
 # What a dump's body charges instructions to: "fn=(id) name" lines, then "line count" cost lines.
 _OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A gateway set-up to count: the bench's main one, or it with one feature off."""
+
+    name: str
+    telemetry: Callable[[dict[str, Any]], dict[str, Any]] = lambda traced: traced
+    rate_limit: bool = True
+    idempotency_keys: bool = True
+
+
+EVERYTHING_ON = Variant("gateway: everything on")
+SAMPLED = Variant("gateway: sampling 10%", telemetry=lambda traced: {**traced, "sample_ratio": SAMPLE_RATIO})
+# `--ablation`: each feature of "everything on" turned off alone, to show what it costs.
+ABLATION = (
+    EVERYTHING_ON,
+    Variant("no OTLP export (exporter none, so no metric reader)", telemetry=lambda _: {"exporter": "none"}),
+    Variant("no span recorded (sample_ratio 0)", telemetry=lambda traced: {**traced, "sample_ratio": 0.0}),
+    Variant("no idempotency key", idempotency_keys=False),
+    Variant("no rate limit", rate_limit=False),
+    Variant(
+        "gateway: minimal (none of these)",
+        telemetry=lambda _: {"exporter": "none"},
+        rate_limit=False,
+        idempotency_keys=False,
+    ),
+)
 
 
 def instructions(dump_file: Path) -> int:
@@ -166,11 +194,13 @@ def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> di
         if result["errors"]:
             raise RuntimeError(f"floor B: {result['errors']} errors, e.g. {result['error_samples'][:2]}")
         totals.append((result["requests"], instructions(out), out))
-    (n1, i1, _), (n2, i2, out2) = totals
+    (n1, i1, out1), (n2, i2, out2) = totals
+    fewer, more = by_object(out1), by_object(out2)
+    extra = {name: n - fewer.get(name, 0) for name, n in more.items()}
     return {
         "calls": n2 - n1,
         "instructions_per_call": (i2 - i1) / (n2 - n1),
-        "by_object": _object_shares(by_object(out2)),  # the whole larger run, start-up included
+        "by_object": _object_shares(dict(sorted(extra.items(), key=lambda item: -item[1]))),
     }
 
 
@@ -191,11 +221,16 @@ def ratios(counts: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def render(counts: dict[str, dict[str, Any]]) -> str:
     lines = [f"instructions per call (callgrind, concurrency {CONCURRENCY}):"]
+    main = counts.get(EVERYTHING_ON.name, {}).get("instructions_per_call")
     for name, figures in counts.items():
+        per_call = figures["instructions_per_call"]
         shares = ", ".join(f"{obj} {share}%" for obj, share in figures["by_object"][:5])
+        versus = ""
+        if main and not name.startswith(("floor", EVERYTHING_ON.name)):
+            versus = f" ({(per_call - main) / 1000:+.0f}k against everything on)"
         lines.append(
-            f"  {name:24s} {figures['instructions_per_call'] / 1000:8.0f}k over {figures['calls']} calls"
-            f"   by library: {shares}"
+            f"  {name}: {per_call / 1000:.0f}k over {figures['calls']} calls{versus}\n"
+            f"      by library: {shares}"
         )
     for name, ratio in ratios(counts).items():
         lines.append(f"  {name} / (floor A + floor B): {ratio:.2f}x")
@@ -210,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count the everything-on gateway alone (to compare two trees)",
     )
+    parser.add_argument(
+        "--ablation", action="store_true", help="count the gateway again with each feature turned off alone"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     options = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -217,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with tempfile.TemporaryDirectory(prefix="notify-bench-instr-") as tmp:
-        counts = _run(options.requests, Path(tmp), gateway_only=options.gateway_only)
+        if options.gateway_only:
+            variants: tuple[Variant, ...] = (EVERYTHING_ON,)
+        else:
+            variants = (*ABLATION, SAMPLED) if options.ablation else (EVERYTHING_ON, SAMPLED)
+        counts = _run(options.requests, Path(tmp), variants, floors=not options.gateway_only)
     print(render(counts))
     options.results_dir.mkdir(parents=True, exist_ok=True)
     out = options.results_dir / f"{stamp}-instructions.json"
@@ -228,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(requests: int, workdir: Path, *, gateway_only: bool = False) -> dict[str, dict[str, Any]]:
+def _run(
+    requests: int, workdir: Path, variants: tuple[Variant, ...], *, floors: bool = True
+) -> dict[str, dict[str, Any]]:
     fixture = Fixture()
     spec_path = workdir / "sandbox.json"
     spec_path.write_text(json.dumps(fixture.sandbox_spec()))
@@ -262,7 +306,7 @@ def _run(requests: int, workdir: Path, *, gateway_only: bool = False) -> dict[st
                 **fields,
             )
 
-        if not gateway_only:
+        if floors:
             echo = CountedServer("echo", python_module("bench.echo_server"), workdir)
             stack.callback(echo.child.stop)
             port = echo.child.expect("READY ", timeout=300)
@@ -286,51 +330,35 @@ def _run(requests: int, workdir: Path, *, gateway_only: bool = False) -> dict[st
                 },
             )
             counts["floor B"] = count_client(floor_b, (requests // 3, requests), workdir)
-        gateways = (
-            (
-                "gateway: everything on",
-                fixture.gateway_dingtalk,
-                fixture.gateway_app,
-                (DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT),
-                traced,
-            ),
-            (
-                "gateway: sampling 10%",
-                fixture.sampled_dingtalk,
-                fixture.sampled_app,
-                SAMPLED_ACCOUNTS,
-                {**traced, "sample_ratio": SAMPLE_RATIO},
-            ),
-        )
-        for name, robot, app, accounts, telemetry in gateways[:1] if gateway_only else gateways:
-            slug = name.split(":")[-1].strip().replace(" ", "-").replace("%", "pc")
-            config = workdir / f"gateway-{slug}.yaml"
+        for variant in variants:
+            slug = re.sub(r"[^a-z0-9]+", "-", variant.name.lower()).strip("-")
+            config = workdir / f"{slug}.yaml"
             write_config(
                 config,
-                robot=robot,
-                app=app,
-                accounts=accounts,
+                robot=fixture.gateway_dingtalk,
+                app=fixture.gateway_app,
+                accounts=(DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT),
                 api_key=fixture.api_key,
                 sandbox_url=sandbox_url,
                 redis_url=redis_url,
                 namespace=f"bench-instructions-{slug}-{int(time.time())}",
                 port=free_port(),
-                telemetry=telemetry,
-                rate_limit_per_minute=NEVER_REFUSING_RATE_PER_MINUTE,
+                telemetry=variant.telemetry(traced),
+                rate_limit_per_minute=NEVER_REFUSING_RATE_PER_MINUTE if variant.rate_limit else 0,
             )
             gateway = CountedServer(slug, python_module("gateway", "serve", "--config", str(config)), workdir)
             stack.callback(gateway.child.stop)
             address = str(yaml.safe_load(config.read_text())["server"]["listen"])
             wait_serving(gateway.child, address, timeout=600)
             spec = base(
-                name,
+                variant.name,
                 "grpc",
                 grpc_target=address,
                 api_key=fixture.api_key,
-                accounts=list(accounts),
-                idempotency_keys=True,
+                accounts=[DINGTALK_ACCOUNT, WECOM_APP_ACCOUNT],
+                idempotency_keys=variant.idempotency_keys,
             )
-            counts[name] = count_server(gateway, spec, requests, workdir)
+            counts[variant.name] = count_server(gateway, spec, requests, workdir)
             gateway.child.stop()
     return counts
 

@@ -58,3 +58,16 @@ def test_gateway_ratios_are_over_both_floors() -> None:
         "gateway: everything on": {"instructions_per_call": 3_200_000.0},
     }
     assert instructions.ratios(counts) == {"gateway: everything on": 4.0}
+
+
+def test_the_report_prices_each_variant_against_everything_on() -> None:
+    counts = {
+        "floor A": {"instructions_per_call": 300_000.0, "calls": 300, "by_object": [["libpython", 50.0]]},
+        "floor B": {"instructions_per_call": 500_000.0, "calls": 200, "by_object": [["libpython", 60.0]]},
+        "gateway: everything on": {"instructions_per_call": 3_200_000.0, "calls": 300, "by_object": []},
+        "no rate limit": {"instructions_per_call": 3_050_000.0, "calls": 300, "by_object": []},
+    }
+    report = instructions.render(counts)
+    assert "no rate limit: 3050k over 300 calls (-150k against everything on)" in report
+    assert "gateway: everything on / (floor A + floor B): 4.00x" in report
+    assert "floor A: 300k over 300 calls\n" in report
