@@ -26,10 +26,12 @@ from matplotlib.axes import Axes
 from bench.report import (
     CPU_TARGET,
     FLOOR_A,
+    FLOOR_A_REDIS,
     FLOOR_B,
     GATEWAYS,
     QUEUED_ACCEPT,
     SAMPLED_CPU_TARGET,
+    SYNC_SEND_ROUND_TRIPS,
     Row,
 )
 
@@ -242,6 +244,23 @@ def draw_breakdown(
         axis.text(
             floor, 1.01, f"floors A+B\n{floor:.0f} µs", ha="center", va="bottom", fontsize=8, transform=on_top
         )
+        if (
+            FLOOR_A_REDIS in by_name
+        ):  # what the floors leave out and a sync Send cannot: its Redis round trips
+            round_trip = (by_name[FLOOR_A_REDIS].server_cpu_ms - by_name[FLOOR_A].server_cpu_ms) * 1000
+            with_redis = floor + SYNC_SEND_ROUND_TRIPS * round_trip
+            axis.axvline(with_redis, color="#444444", linestyle=":", linewidth=1.2)
+            axis.text(  # inside the plot, along the line: above it, the target labels are close by
+                with_redis,
+                0.03,
+                f" A+B + {SYNC_SEND_ROUND_TRIPS} Redis round trips: {with_redis:.0f} µs ",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                transform=on_top,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
+            )
         for ratio, style in ((SAMPLED_CPU_TARGET, "-."), (CPU_TARGET, "--")):
             axis.axvline(floor * ratio, color="#c62828", linestyle=style, linewidth=1)
             axis.text(

@@ -197,13 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         subtitle=report.headline(ratio, document["latency_concurrency_1"]),
     )
     if document["breakdown_us_per_send"]:
+        profile = next(iter(document["profile"].values()))
+        weighted = ", weighted by each thread's CPU" if profile.get("weighting") == "thread CPU" else ""
         chart.draw_breakdown(
             breakdown_path,
             document["breakdown_us_per_send"],
             rows,
             title=f"notify-gateway bench {stamp}: where a Send's CPU goes, by component "
-            f"({next(iter(document['profile'].values()))['tool']} profile, scaled to each gateway's "
-            "median CPU per Send)",
+            f"({profile['tool']} profile{weighted}, scaled to each gateway's median CPU per Send)",
         )
     print()
     print(report.table(rows))
