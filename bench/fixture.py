@@ -80,6 +80,11 @@ class Fixture:
             "users": [WECOM_USER],
         }
 
+    def floor_b_wecom_app(self) -> dict[str, Any]:
+        """Floor B's WeCom app, as its load spec carries it (`LoadSpec.wecom_app`)."""
+        app = self.floor_b_app
+        return {"corp_id": app.corp_id, "corp_secret": app.corp_secret, "agent_id": app.agent_id}
+
     @property
     def apps(self) -> tuple[WecomApp, ...]:
         return (

@@ -47,7 +47,16 @@ from bench.gateway_proc import (
     wait_serving,
     write_config,
 )
-from bench.procs import REPO_ROOT, Child, child_env, free_port, python_module
+from bench.procs import (
+    REPO_ROOT,
+    Child,
+    child_env,
+    free_port,
+    otlp_telemetry,
+    python_module,
+    start_otlp_sink,
+    start_sandbox,
+)
 from bench.redis_proc import redis_for_run
 from bench.runner import RESULTS_DIR, SAMPLE_RATIO, run_load
 from bench.spec import LoadSpec, dump
@@ -279,21 +288,9 @@ def _run(
     counts: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
         redis_url, _where, _pid = stack.enter_context(redis_for_run())
-        sandbox = Child(
-            "sandbox",
-            python_module("bench.sandbox_proc", str(spec_path)),
-            log=workdir / "sandbox.log",
-            stdin=True,
-        )
-        stack.callback(sandbox.stop)
-        sandbox_url = sandbox.expect("READY ")
-        sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
-        stack.callback(sink.stop)
-        traced = {
-            "exporter": "otlp",
-            "protocol": "grpc",
-            "endpoint": f"http://127.0.0.1:{sink.expect('READY ')}",
-        }
+        _sandbox, sandbox_url = start_sandbox(stack, spec_path, workdir)
+        _sink, sink_port = start_otlp_sink(stack, workdir)
+        traced = otlp_telemetry(sink_port)
 
         def base(scenario: str, driver: str, **fields: Any) -> LoadSpec:
             return LoadSpec(
@@ -323,11 +320,7 @@ def _run(
                 "http",
                 sandbox_url=sandbox_url,
                 dingtalk_token=fixture.floor_b_dingtalk.access_token,
-                wecom_app={
-                    "corp_id": fixture.floor_b_app.corp_id,
-                    "corp_secret": fixture.floor_b_app.corp_secret,
-                    "agent_id": fixture.floor_b_app.agent_id,
-                },
+                wecom_app=fixture.floor_b_wecom_app(),
             )
             counts["floor B"] = count_client(floor_b, (requests // 3, requests), workdir)
         for variant in variants:

@@ -178,3 +178,30 @@ class Child:
 def python_module(module: str, *args: str) -> list[str]:
     """The command line that runs `python -m module args` with the bench's interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def start_sandbox(stack: contextlib.ExitStack, spec_path: Path, workdir: Path) -> tuple[Child, str]:
+    """The vendor sandbox (`bench.sandbox_proc`) with the identities in `spec_path`, stopped with
+    `stack`; returns it and its base URL."""
+    sandbox = Child(
+        "sandbox",
+        python_module("bench.sandbox_proc", str(spec_path)),
+        log=workdir / "sandbox.log",
+        stdin=True,
+    )
+    stack.callback(sandbox.stop)
+    return sandbox, sandbox.expect("READY ")
+
+
+def start_otlp_sink(stack: contextlib.ExitStack, workdir: Path) -> tuple[Child, str]:
+    """The OTLP sink (`bench.otlp_sink`: accepts and discards), stopped with `stack`; returns it and
+    its port."""
+    sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
+    stack.callback(sink.stop)
+    return sink, sink.expect("READY ")
+
+
+def otlp_telemetry(sink_port: str) -> dict[str, str]:
+    """A gateway's telemetry config for the batch exporter operators run (OTLP over gRPC, the
+    config's default protocol), to the sink: every span is serialised and shipped as in production."""
+    return {"exporter": "otlp", "protocol": "grpc", "endpoint": f"http://127.0.0.1:{sink_port}"}

@@ -59,7 +59,17 @@ from bench.gateway_proc import (
     start_gateway,
     write_config,
 )
-from bench.procs import REPO_ROOT, Child, child_env, descendants, free_port, python_module
+from bench.procs import (
+    REPO_ROOT,
+    Child,
+    child_env,
+    descendants,
+    free_port,
+    otlp_telemetry,
+    python_module,
+    start_otlp_sink,
+    start_sandbox,
+)
 from bench.redis_proc import redis_for_run
 from bench.report import (
     APPRISE,
@@ -281,14 +291,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
 
     with contextlib.ExitStack() as stack:
         redis_url, redis_where, redis_pid = stack.enter_context(redis_for_run())
-        sandbox = Child(
-            "sandbox",
-            python_module("bench.sandbox_proc", str(spec_path)),
-            log=workdir / "sandbox.log",
-            stdin=True,
-        )
-        stack.callback(sandbox.stop)
-        sandbox_url = sandbox.expect("READY ")
+        sandbox, sandbox_url = start_sandbox(stack, spec_path, workdir)
         echo = Child("echo server", python_module("bench.echo_server"), log=workdir / "echo.log")
         stack.callback(echo.stop)
         echo_port = echo.expect("READY ")
@@ -299,12 +302,8 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
         )
         stack.callback(echo_redis.stop)
         echo_redis_port = echo_redis.expect("READY ")
-        sink = Child("OTLP sink", python_module("bench.otlp_sink"), log=workdir / "otlp-sink.log", stdin=True)
-        stack.callback(sink.stop)
-        sink_port = sink.expect("READY ")
-        # The batch exporter operators run (OTLP over gRPC, the config's default protocol), to a
-        # local sink that discards: every span is serialised and shipped as in production.
-        traced = {"exporter": "otlp", "protocol": "grpc", "endpoint": f"http://127.0.0.1:{sink_port}"}
+        sink, sink_port = start_otlp_sink(stack, workdir)
+        traced = otlp_telemetry(sink_port)
         namespace = f"bench-{stamp}-{secrets.token_hex(3)}"
 
         def gateway(
@@ -416,11 +415,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
             "http",
             sandbox_url=sandbox_url,
             dingtalk_token=fixture.floor_b_dingtalk.access_token,
-            wecom_app={
-                "corp_id": fixture.floor_b_app.corp_id,
-                "corp_secret": fixture.floor_b_app.corp_secret,
-                "agent_id": fixture.floor_b_app.agent_id,
-            },
+            wecom_app=fixture.floor_b_wecom_app(),
             watch={"sandbox": sandbox.pid},
         )
         queued_spec = grpc_spec(QUEUED_ACCEPT, queued_gw, queued=True)
