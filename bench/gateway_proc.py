@@ -39,6 +39,7 @@ MINIMAL_ACCOUNTS = ("bench-minimal-dingtalk", "bench-minimal-wecom-app")
 PROCESSES_ACCOUNTS = ("bench-processes-dingtalk", "bench-processes-wecom-app")
 QUEUED_DINGTALK_ACCOUNT = "bench-queued-dingtalk"
 QUEUED_WECOM_APP_ACCOUNT = "bench-queued-wecom-app"
+SAMPLE_RATIO = 0.1  # the sampled gateway's telemetry.sample_ratio
 # A rate limit that runs on every Send and never refuses one: the bench sends a few thousand a minute.
 NEVER_REFUSING_RATE_PER_MINUTE = 100_000_000
 # The most the config allows: every round's accepted Sends wait in the queue until the delivery

@@ -43,22 +43,24 @@ from bench.fixture import Fixture
 from bench.gateway_proc import (
     DINGTALK_ACCOUNT,
     NEVER_REFUSING_RATE_PER_MINUTE,
+    SAMPLE_RATIO,
     WECOM_APP_ACCOUNT,
     wait_serving,
     write_config,
 )
 from bench.procs import (
     REPO_ROOT,
+    RESULTS_DIR,
     Child,
     child_env,
     free_port,
     otlp_telemetry,
     python_module,
+    run_load,
     start_otlp_sink,
     start_sandbox,
 )
 from bench.redis_proc import redis_for_run
-from bench.runner import RESULTS_DIR, SAMPLE_RATIO, run_load
 from bench.spec import LoadSpec, dump
 
 CONCURRENCY = 4  # under valgrind a Send takes ~50x longer: more in flight would meet the deadline

@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 from typing import IO, Final
 
+from bench.spec import LoadResult, LoadSpec, dump, load
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 # Loopback only: a proxy variable in the environment must never route bench traffic elsewhere
 # (requests, aiohttp with trust_env and gRPC core all honour them).
@@ -205,3 +208,23 @@ def otlp_telemetry(sink_port: str) -> dict[str, str]:
     """A gateway's telemetry config for the batch exporter operators run (OTLP over gRPC, the
     config's default protocol), to the sink: every span is serialised and shipped as in production."""
     return {"exporter": "otlp", "protocol": "grpc", "endpoint": f"http://127.0.0.1:{sink_port}"}
+
+
+def run_load(spec: LoadSpec, workdir: Path) -> LoadResult:
+    """One load process for one scenario; bounded by the spec's time bound plus start-up slack."""
+    path = workdir / f"load-{spec.driver}-{len(list(workdir.glob('load-*')))}.json"
+    path.write_text(dump(spec))
+    completed = subprocess.run(
+        python_module("bench.load", str(path)),
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=spec.max_seconds + 60 + 30,  # measured phase + warm-up bound + start-up
+        check=False,
+    )
+    if completed.returncode != 0 or not completed.stdout.strip():
+        raise RuntimeError(
+            f"load process for {spec.scenario!r} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
+    return load(LoadResult, completed.stdout.strip().splitlines()[-1])

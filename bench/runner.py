@@ -54,6 +54,7 @@ from bench.gateway_proc import (
     PROCESSES_ACCOUNTS,
     QUEUED_DINGTALK_ACCOUNT,
     QUEUED_WECOM_APP_ACCOUNT,
+    SAMPLE_RATIO,
     SAMPLED_ACCOUNTS,
     WECOM_APP_ACCOUNT,
     start_gateway,
@@ -61,12 +62,13 @@ from bench.gateway_proc import (
 )
 from bench.procs import (
     REPO_ROOT,
+    RESULTS_DIR,
     Child,
-    child_env,
     descendants,
     free_port,
     otlp_telemetry,
     python_module,
+    run_load,
     start_otlp_sink,
     start_sandbox,
 )
@@ -83,9 +85,8 @@ from bench.report import (
     Row,
 )
 from bench.scaling import LatencyRound, ProcessRun, latency_median
-from bench.spec import Driver, LoadResult, LoadSpec, dump, load
+from bench.spec import Driver, LoadResult, LoadSpec
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = (
     "grpcio",
     "protobuf",
@@ -98,7 +99,6 @@ PACKAGES = (
     "apprise",
     "requests",
 )
-SAMPLE_RATIO = 0.1
 PROCESS_CHANNELS = 16  # connections in the processes phase, so SO_REUSEPORT spreads them
 LATENCY_WARMUP = 50
 
@@ -755,26 +755,6 @@ def assemble(
         "breakdown_us_per_send": breakdown,
     }
     return document, rows
-
-
-def run_load(spec: LoadSpec, workdir: Path) -> LoadResult:
-    """One load process for one scenario; bounded by the spec's time bound plus start-up slack."""
-    path = workdir / f"load-{spec.driver}-{len(list(workdir.glob('load-*')))}.json"
-    path.write_text(dump(spec))
-    completed = subprocess.run(
-        python_module("bench.load", str(path)),
-        cwd=REPO_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=spec.max_seconds + 60 + 30,  # measured phase + warm-up bound + start-up
-        check=False,
-    )
-    if completed.returncode != 0 or not completed.stdout.strip():
-        raise RuntimeError(
-            f"load process for {spec.scenario!r} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
-        )
-    return load(LoadResult, completed.stdout.strip().splitlines()[-1])
 
 
 def run_profiles(
