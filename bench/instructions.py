@@ -66,7 +66,8 @@ from bench.spec import LoadSpec, dump
 CONCURRENCY = 4  # under valgrind a Send takes ~50x longer: more in flight would meet the deadline
 WARMUP = 60
 CALLGRIND = ["valgrind", "--tool=callgrind", "--trace-children=no"]
-# What a dump's body charges instructions to: "fn=(id) name" lines, then "line count" cost lines.
+# A shared object in a dump: named with its path where it first appears, as "ob=(id) path" (the code
+# that follows is in it) or "cob=(id) path" (a call's callee is), and by "(id)" alone after that.
 _OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
 
 
