@@ -55,7 +55,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: install-python $(BENCH_STAMP)  ## floors, gateway (everything on, sampled, minimal), queued, Apprise; latency, --processes, delivery, profile (bench/README.md); about 3 minutes
+bench: install-python $(BENCH_STAMP)  ## floors, gateway (everything on, sampled, minimal), queued, Apprise; latency, --processes, delivery, profile (bench/README.md); 3-6 minutes by machine
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-instructions: install-python $(BENCH_STAMP)  ## instructions per Send under valgrind's callgrind, gateway and floors (needs valgrind); about 5 minutes
