@@ -26,13 +26,13 @@ from matplotlib.axes import Axes
 from bench.report import (
     CPU_TARGET,
     FLOOR_A,
-    FLOOR_A_REDIS,
     FLOOR_B,
     GATEWAYS,
     QUEUED_ACCEPT,
     SAMPLED_CPU_TARGET,
     SYNC_SEND_ROUND_TRIPS,
     Row,
+    redis_round_trip_ms,
 )
 
 if TYPE_CHECKING:
@@ -244,11 +244,9 @@ def draw_breakdown(
         axis.text(
             floor, 1.01, f"floors A+B\n{floor:.0f} µs", ha="center", va="bottom", fontsize=8, transform=on_top
         )
-        if (
-            FLOOR_A_REDIS in by_name
-        ):  # what the floors leave out and a sync Send cannot: its Redis round trips
-            round_trip = (by_name[FLOOR_A_REDIS].server_cpu_ms - by_name[FLOOR_A].server_cpu_ms) * 1000
-            with_redis = floor + SYNC_SEND_ROUND_TRIPS * round_trip
+        round_trip = redis_round_trip_ms(by_name)
+        if round_trip is not None:  # what the floors leave out and a sync Send cannot: its Redis round trips
+            with_redis = floor + SYNC_SEND_ROUND_TRIPS * round_trip * 1000
             axis.axvline(with_redis, color="#444444", linestyle=":", linewidth=1.2)
             axis.text(  # inside the plot, along the line: above it, the target labels are close by
                 with_redis,

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,8 @@ from bench.gateway_proc import (
     write_config,
 )
 from bench.procs import (
-    REPO_ROOT,
     RESULTS_DIR,
     Child,
-    child_env,
     free_port,
     otlp_telemetry,
     python_module,
@@ -61,11 +59,11 @@ from bench.procs import (
     start_sandbox,
 )
 from bench.redis_proc import redis_for_run
-from bench.spec import LoadSpec, dump
+from bench.spec import LoadSpec
 
 CONCURRENCY = 4  # under valgrind a Send takes ~50x longer: more in flight would meet the deadline
 WARMUP = 60
-CALLGRIND = ["valgrind", "--tool=callgrind", "--trace-children=no"]
+CALLGRIND = ("valgrind", "--tool=callgrind", "--trace-children=no")
 # A shared object in a dump: named with its path where it first appears, as "ob=(id) path" (the code
 # that follows is in it) or "cob=(id) path" (a call's callee is), and by "(id)" alone after that.
 _OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
@@ -170,9 +168,9 @@ class CountedServer:
 
 def count_server(server: CountedServer, spec: LoadSpec, requests: int, workdir: Path) -> dict[str, Any]:
     """Warm-up uncounted, then ``requests`` calls counted: instructions per call."""
-    run_load(_with(spec, requests=1, warmup=WARMUP), workdir)
+    run_load(replace(spec, requests=1, warmup=WARMUP), workdir)
     server.start()
-    result = run_load(_with(spec, requests=requests, warmup=0), workdir)
+    result = run_load(replace(spec, requests=requests, warmup=0), workdir)
     dump_file = server.stop()
     if result.errors:
         raise RuntimeError(f"{spec.scenario}: {result.errors} errors, e.g. {result.error_samples[:2]}")
@@ -188,24 +186,12 @@ def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> di
     what the extra calls cost, start-up and warm-up cancelling out."""
     totals: list[tuple[int, int, Path]] = []
     for n in requests:
-        path = workdir / f"load-counted-{n}.json"
-        path.write_text(dump(_with(spec, requests=n, warmup=WARMUP)))
         out = workdir / f"callgrind-floor-b-{n}"
-        completed = subprocess.run(
-            [*CALLGRIND, f"--callgrind-out-file={out}", *python_module("bench.load", str(path))],
-            cwd=REPO_ROOT,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"floor B under callgrind failed:\n{completed.stderr[-2000:]}")
-        result = json.loads(completed.stdout.strip().splitlines()[-1])
-        if result["errors"]:
-            raise RuntimeError(f"floor B: {result['errors']} errors, e.g. {result['error_samples'][:2]}")
-        totals.append((result["requests"], instructions(out), out))
+        prefix = (*CALLGRIND, f"--callgrind-out-file={out}")
+        result = run_load(replace(spec, requests=n, warmup=WARMUP), workdir, prefix)
+        if result.errors:
+            raise RuntimeError(f"floor B: {result.errors} errors, e.g. {result.error_samples[:2]}")
+        totals.append((result.requests, instructions(out), out))
     (n1, i1, out1), (n2, i2, out2) = totals
     fewer, more = by_object(out1), by_object(out2)
     extra = {name: n - fewer.get(name, 0) for name, n in more.items()}
@@ -214,10 +200,6 @@ def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> di
         "instructions_per_call": (i2 - i1) / (n2 - n1),
         "by_object": _object_shares(dict(sorted(extra.items(), key=lambda item: -item[1]))),
     }
-
-
-def _with(spec: LoadSpec, **changes: Any) -> LoadSpec:
-    return LoadSpec(**{**asdict(spec), **changes})
 
 
 def ratios(counts: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -210,12 +210,13 @@ def otlp_telemetry(sink_port: str) -> dict[str, str]:
     return {"exporter": "otlp", "protocol": "grpc", "endpoint": f"http://127.0.0.1:{sink_port}"}
 
 
-def run_load(spec: LoadSpec, workdir: Path) -> LoadResult:
-    """One load process for one scenario; bounded by the spec's time bound plus start-up slack."""
+def run_load(spec: LoadSpec, workdir: Path, prefix: tuple[str, ...] = ()) -> LoadResult:
+    """One load process for one scenario; bounded by the spec's time bound plus start-up slack.
+    `prefix` runs it under another program (valgrind, for bench.instructions)."""
     path = workdir / f"load-{spec.driver}-{len(list(workdir.glob('load-*')))}.json"
     path.write_text(dump(spec))
     completed = subprocess.run(
-        python_module("bench.load", str(path)),
+        [*prefix, *python_module("bench.load", str(path))],
         cwd=REPO_ROOT,
         env=child_env(),
         capture_output=True,

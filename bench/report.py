@@ -147,15 +147,23 @@ def ratios(rows: dict[str, Row]) -> dict[str, float]:
         if name in rows:
             out[f"{key}_cpu_over_floor_a_plus_b"] = _div(rows[name].server_cpu_ms, floor_cpu)
             out[f"{key}_throughput_over_apprise"] = _div(rows[name].throughput_rps, apprise.throughput_rps)
-    if FLOOR_A_REDIS in rows:
+    round_trip = redis_round_trip_ms(rows)
+    if round_trip is not None:
         # Beside the target, not instead of it: a sync Send that keeps our promises (a record of
         # its fate, no double delivery) makes two Redis round trips, the claim before the vendor
         # call and the outcome after, which neither floor pays.
-        round_trip = rows[FLOOR_A_REDIS].server_cpu_ms - a.server_cpu_ms
         out["gateway_cpu_over_floors_plus_two_round_trips"] = _div(
             gateway.server_cpu_ms, floor_cpu + SYNC_SEND_ROUND_TRIPS * round_trip
         )
     return {**out, **queued_ratios(rows)}
+
+
+def redis_round_trip_ms(rows: dict[str, Row]) -> float | None:
+    """A Redis round trip's CPU, priced as what one adds to the bare echo server (floor A + Redis -
+    floor A); None when the run has no Redis echo."""
+    if FLOOR_A_REDIS not in rows:
+        return None
+    return rows[FLOOR_A_REDIS].server_cpu_ms - rows[FLOOR_A].server_cpu_ms
 
 
 def process_ratios(medians: dict[int, ProcessRun]) -> dict[str, float]:
@@ -177,10 +185,10 @@ def queued_ratios(rows: dict[str, Row]) -> dict[str, float]:
         return {}
     a, gateway = rows[FLOOR_A], rows[GATEWAY]
     out = {}
-    if FLOOR_A_REDIS in rows:
-        # Issue 15: accepting costs at most 1.2x floor A plus one Redis round trip, the round trip
-        # priced as what one adds to the bare echo server; 1.0 is the target exactly.
-        round_trip = rows[FLOOR_A_REDIS].server_cpu_ms - a.server_cpu_ms
+    round_trip = redis_round_trip_ms(rows)
+    if round_trip is not None:
+        # Issue 15: accepting costs at most 1.2x floor A plus one Redis round trip; 1.0 is the
+        # target exactly.
         out["queued_accept_cpu_over_target"] = _div(
             queued.server_cpu_ms, QUEUED_ACCEPT_TARGET * a.server_cpu_ms + round_trip
         )
