@@ -27,6 +27,8 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from gateway.lean_spans import LeanTracerProvider
+
 log = logging.getLogger("gateway.telemetry")
 
 INSTRUMENTATION = "notify-gateway"
@@ -123,7 +125,8 @@ def setup_telemetry(options: TelemetryOptions) -> TracerProvider:
     # Spans cost CPU on every Send (bench/README.md has the figures): a ratio below 1 records
     # that share of traces; a caller that sends a sampled traceparent is always recorded.
     sampler = ParentBased(TraceIdRatioBased(options.sample_ratio))
-    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    # The SDK's provider, recording spans without its per-attribute cost (gateway/lean_spans.py).
+    tracer_provider = LeanTracerProvider(resource=resource, sampler=sampler)
     span_exporter = _span_exporter(options)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))

@@ -20,11 +20,11 @@ import pytest
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import Config, TlsSettings, parse_config
+from gateway.lean_spans import LeanTracerProvider
 from gateway.sandbox import SandboxServer, SandboxState
 from gateway.server import GatewayServer
 from generated.notify.v1 import notification_service_pb2_grpc as pb_grpc
@@ -133,7 +133,7 @@ _METRICS = InMemoryMetricReader()
 @pytest.fixture(scope="session", autouse=True)
 def telemetry() -> None:
     """In-memory OpenTelemetry providers for the whole session, installed the way start-up does."""
-    provider = TracerProvider()
+    provider = LeanTracerProvider()  # gateway/telemetry.py's, as `serve` installs it
     provider.add_span_processor(SimpleSpanProcessor(_SPANS))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS]))
