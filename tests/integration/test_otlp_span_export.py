@@ -18,11 +18,12 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as library_encode_spans
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway.lean_spans import LeanTracerProvider
 from gateway.otlp_spans import GrpcSpanExporter
 
 
@@ -57,7 +58,9 @@ def serve(collector: Collector) -> tuple[grpc.Server, str]:
 @pytest.fixture
 def spans() -> tuple[ReadableSpan, ...]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "notify-gateway"}))
+    provider = LeanTracerProvider(
+        resource=Resource.create({"service.name": "notify-gateway"})
+    )  # the gateway's
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("notify-gateway")
     with tracer.start_as_current_span(

@@ -9,11 +9,25 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from gateway.config import parse_config
-from gateway.telemetry import TelemetryOptions, _http_url, _metric_exporter, _span_exporter
+from gateway.lean_spans import LeanSpan, LeanTracerProvider
+from gateway.telemetry import TelemetryOptions, _http_url, _metric_exporter, _span_exporter, setup_telemetry
 
 
 def options(text: str) -> TelemetryOptions:
     return TelemetryOptions(**parse_config(f"auth: none\n{text}").telemetry.model_dump())
+
+
+def test_the_tracer_provider_records_lean_spans() -> None:
+    # The session's providers are installed already, so the global stays as it is: this checks
+    # what setup_telemetry builds, with the sampler the options name.
+    provider = setup_telemetry(TelemetryOptions(sample_ratio=1.0))
+    try:
+        assert isinstance(provider, LeanTracerProvider)
+        span = provider.get_tracer("notify-gateway").start_span("Send")
+        assert isinstance(span, LeanSpan) and span.is_recording()
+        span.end()
+    finally:
+        provider.shutdown()
 
 
 def test_none_exports_nothing() -> None:
