@@ -16,12 +16,12 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value, _is_non_custom_str
-from opentelemetry.sdk.trace import EventBase, ReadableSpan, Span, Tracer, TracerProvider
+from opentelemetry.sdk.trace import EventBase, ReadableSpan, Span, Tracer, TracerProvider, _check_span_ended
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
@@ -33,6 +33,8 @@ log = logging.getLogger("gateway.lean_spans")
 #: The values stored as they are: a span's attribute must be one of these, or a sequence of one.
 _PLAIN = frozenset((str, int, float, bool))
 _UNSET = Status(StatusCode.UNSET)
+#: The SDK's own guard of a span's methods (under the span's lock; a warning once it has ended), typed.
+_while_open = cast(Callable[[Callable[..., None]], Callable[..., None]], _check_span_ended)
 
 
 class LeanSpan(Span):
@@ -144,23 +146,18 @@ class LeanSpan(Span):
         del self._attributes[next(iter(self._attributes))]
         self._dropped += 1
 
+    # The lists come with their first item.
+    @_while_open
     def _add_event(self, event: EventBase) -> None:
-        with self._lock:
-            if self._end_time is not None:
-                log.warning("Tried calling _add_event on an ended span.")
-                return
-            if not isinstance(self._events, BoundedList):
-                self._events = BoundedList(self._limits.max_events)
-            self._events.append(event)
+        if not isinstance(self._events, BoundedList):
+            self._events = BoundedList(self._limits.max_events)
+        self._events.append(event)
 
+    @_while_open
     def _add_link(self, link: trace_api.Link) -> None:
-        with self._lock:
-            if self._end_time is not None:
-                log.warning("Tried calling _add_link on an ended span.")
-                return
-            if not isinstance(self._links, BoundedList):
-                self._links = BoundedList(self._limits.max_links)
-            self._links.append(link)
+        if not isinstance(self._links, BoundedList):
+            self._links = BoundedList(self._limits.max_links)
+        self._links.append(link)
 
     def start(self, start_time: int | None = None, parent_context: context_api.Context | None = None) -> None:
         with self._lock:
