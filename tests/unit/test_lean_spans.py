@@ -47,7 +47,8 @@ class Counting(IdGenerator):
 
     def generate_trace_id(self) -> int:
         self.next += 1
-        return 0x1000 + self.next
+        # Spread over the id space, so that a ratio sampler keeps some traces and drops others.
+        return (self.next * 0x9E3779B97F4A7C15F39CC0605CEDC835) % 2**128
 
 
 Script = Callable[[trace.Tracer], None]
@@ -202,11 +203,11 @@ def test_after_its_end_a_span_changes_no_more(caplog: pytest.LogCaptureFixture) 
 
 
 @pytest.mark.parametrize(
-    "sampler",
-    [ALWAYS_OFF, ParentBased(TraceIdRatioBased(0.5)), TraceIdRatioBased(0.0)],
+    ("sampler", "fewest", "most"),  # of the 40 spans (20 traces of two)
+    [(ALWAYS_OFF, 0, 0), (ParentBased(TraceIdRatioBased(0.5)), 2, 38), (TraceIdRatioBased(0.0), 0, 0)],
     ids=["off", "half", "none"],
 )
-def test_sampling_decides_the_same_spans(sampler: Sampler) -> None:
+def test_sampling_decides_the_same_spans(sampler: Sampler, fewest: int, most: int) -> None:
     def script(tracer: trace.Tracer) -> None:
         for i in range(20):
             with tracer.start_as_current_span(f"root {i}", start_time=T0 + i, end_on_exit=False) as root:
@@ -215,6 +216,7 @@ def test_sampling_decides_the_same_spans(sampler: Sampler) -> None:
             root.end(end_time=T0 + i + 2)
 
     assert_same(script, sampler=sampler)
+    assert fewest <= len(exported(LeanTracerProvider, script, None, sampler)) <= most
 
 
 # Keys the SDK keeps, drops or converts; values of every kind it cleans.
