@@ -9,7 +9,7 @@ as it arrives, and a refusal ends the upload without reading the rest.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
@@ -34,7 +34,8 @@ class Upload:
 
     async def requests(self) -> AsyncIterator[Message]:
         yield self.first
-        chunk_class = type(self.first)
+        # Every upload request message has a `chunk` field; the generic Message type does not say so.
+        chunk_class: Callable[..., Message] = type(self.first)
         async for chunk in self.chunks:
             yield chunk_class(chunk=chunk)
 
