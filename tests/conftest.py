@@ -17,13 +17,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import Config, TlsSettings, parse_config
+from gateway.lean_metrics import LeanMeterProvider, set_meter_provider
 from gateway.lean_spans import LeanTracerProvider
 from gateway.sandbox import SandboxServer, SandboxState
 from gateway.server import GatewayServer
@@ -136,7 +136,7 @@ def telemetry() -> None:
     provider = LeanTracerProvider()  # gateway/telemetry.py's, as `serve` installs it
     provider.add_span_processor(SimpleSpanProcessor(_SPANS))
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS]))
+    set_meter_provider(LeanMeterProvider([_METRICS]))  # as gateway/telemetry.py installs it
 
 
 @pytest.fixture

@@ -406,6 +406,7 @@ class ChannelAdapter(ABC):
             vendor_duration.record(
                 time.perf_counter() - started,
                 {"notify.channel": self.channel, "notify.vendor.path": path, "outcome": outcome},
+                (self.channel, path, outcome),
             )
 
     def classify(self, errcode: int, answer: Mapping[str, Any]) -> VendorOutcome:

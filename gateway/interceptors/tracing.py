@@ -116,7 +116,7 @@ def _record(facts: Mapping[str, AttributeValue], rpc: Mapping[str, str], code: i
         if tenant is not None:
             labels["notify.tenant"] = tenant
     call_counts.add(key, labels)
-    rpc_duration.record(seconds, labels)
+    rpc_duration.record(seconds, labels, key)
 
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}

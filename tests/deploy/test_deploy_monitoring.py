@@ -41,13 +41,13 @@ QUEUE_METRICS = {
 
 _EXPORT = r"""
 import importlib, json
-from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Counter, Histogram, ObservableGauge, UpDownCounter
-from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import REGISTRY
+from gateway.lean_metrics import LeanHistogram, LeanMeterProvider, set_meter_provider
 
-metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+# Installed as gateway/telemetry.py's setup_telemetry installs it.
+set_meter_provider(LeanMeterProvider([PrometheusMetricReader()]))
 modules = []
 for name in ("gateway.telemetry", "gateway.queue.metrics"):
     try:
@@ -58,7 +58,7 @@ for module in modules:
     for value in vars(module).values():
         if isinstance(value, (Counter, UpDownCounter)):
             value.add(1, {"probe": "1"})
-        elif isinstance(value, Histogram):
+        elif isinstance(value, (Histogram, LeanHistogram)):
             value.record(0.1, {"probe": "1"})
         elif hasattr(value, "set") and type(value).__name__.endswith("Gauge"):
             value.set(1, {"probe": "1"})
