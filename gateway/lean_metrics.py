@@ -342,10 +342,10 @@ class LeanMeterProvider(MeterProvider):
         global _default_owner
         if _default_owner is self:
             _default_owner = None
+        super().shutdown(timeout_millis=timeout_millis)  # the readers' last collection has ours too
         for histogram in self._histograms:
             if histogram._owner is self:
                 histogram._bind(None, None)
-        super().shutdown(timeout_millis=timeout_millis)
 
     def _deal(self) -> dict[LeanHistogram, tuple[LabelSets, dict[Hashable, int]]]:
         """Drains every histogram taken into every reader's view (under ``_lean_lock``): each

@@ -10,6 +10,7 @@ Values are multiples of 1/1024, so sums are exact whichever order they are added
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,10 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
     InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
     MetricsData,
+    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -339,10 +343,38 @@ def test_where_it_cannot_stand_in_the_sdk_records(
     provider.shutdown()
 
 
-def test_shutdown_gives_the_histogram_back_to_the_sdk() -> None:
-    pair = Pair()
-    pair.lean_provider.shutdown()
-    assert pair.lean._owner is None
+class Kept(MetricExporter):
+    """Keeps what a periodic reader exports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exported.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def test_shutdown_exports_the_last_interval_then_gives_the_histogram_back_to_the_sdk() -> None:
+    """A periodic reader exports once more as the provider shuts down: that export has the
+    histogram's last measurements. Then the histogram records through the SDK's instrument."""
+    exporter = Kept()
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    histogram = LeanHistogram(SCOPE, NAME, boundaries=BOUNDARIES, register=False)
+    provider = LeanMeterProvider([reader], histograms=[histogram], shutdown_on_exit=False)
+    histogram.record(0.5, LABEL_SETS[0])
+    provider.shutdown()
+    (_, _, point) = _histogram_points(exporter.exported[-1])[0]
+    assert (point.count, point.sum) == (1, 0.5)
+    assert histogram._owner is None and histogram._exemplar_filter is None
 
 
 def test_the_global_provider_takes_the_gateways_histograms_and_no_other_does(
@@ -365,7 +397,6 @@ def test_the_otlp_exporters_reader_is_served() -> None:
     """The OTLP metric exporters ask for explicit-bucket histograms by name, with no boundaries of
     their own: the same aggregation as the default, so the provider stands in for the SDK."""
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     reader = PeriodicExportingMetricReader(
         OTLPMetricExporter(endpoint="http://127.0.0.1:9"), export_interval_millis=3_600_000
@@ -415,3 +446,32 @@ def test_the_otlp_encoding_is_the_sdks() -> None:
         assert lean == sdk
         assert len(lean_points) == 4 and sum(len(p.exemplars) for p in lean_points) == 2
         assert {e.trace_id for p in sdk_points for e in p.exemplars} == {SAMPLED.trace_id.to_bytes(16, "big")}
+
+
+def test_nothing_is_lost_or_counted_twice_while_readers_collect_from_other_threads() -> None:
+    """The event loop records while a periodic reader (its own thread) and a Prometheus scrape
+    (another) collect: every measurement reaches each reader exactly once."""
+    pair = Pair()
+    recorded = 20_000
+    stop = threading.Event()
+    delta_counts: list[int] = []
+
+    def collect(reader: int) -> None:
+        while not stop.is_set():
+            _, lean = pair.collect(reader)
+            if reader == 1:
+                delta_counts.extend(p.count for _, _, p in _histogram_points(lean))
+
+    threads = [threading.Thread(target=collect, args=(reader,)) for reader in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for n in range(recorded):
+        pair.lean.record(0.5, LABEL_SETS[n % 2])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    cumulative = _histogram_points(pair.collect(0)[1])
+    delta_counts.extend(p.count for _, _, p in _histogram_points(pair.collect(1)[1]))
+    assert sum(p.count for _, _, p in cumulative) == recorded
+    assert sum(p.sum for _, _, p in cumulative) == recorded * 0.5
+    assert sum(delta_counts) == recorded
