@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import Exemplar, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics._internal.instrument import _Histogram
 from opentelemetry.sdk.metrics.export import (
@@ -137,11 +138,18 @@ class LeanHistogram:
                 _default_owner._take(self)
 
     def record(
-        self, amount: float, labels: Mapping[str, AttributeValue], key: Hashable | None = None
+        self,
+        amount: float,
+        labels: Mapping[str, AttributeValue],
+        key: Hashable | None = None,
+        *,
+        context: Context | None = None,
     ) -> None:
+        """``context``, as in the SDK's ``record``: whose span an exemplar names (the current one's
+        if None)."""
         exemplar_filter = self._exemplar_filter
         if exemplar_filter is None:
-            self._fallback.record(amount, labels)
+            self._fallback.record(amount, labels, context)
             return
         if not 0 <= amount < math.inf:  # False for NaN too; the SDK ignores these as well
             log.warning("histogram %s ignored a measurement that is negative or not finite", self.name)
@@ -150,13 +158,15 @@ class LeanHistogram:
             key = frozenset(labels.items())
         now = time_ns()
         sample = None
-        if exemplar_filter.should_sample(amount, now, labels, otel_context.get_current()):
-            span = trace.get_current_span()
+        if context is None:
+            context = otel_context.get_current()
+        if exemplar_filter.should_sample(amount, now, labels, context):
+            span = trace.get_current_span(context)
             if span is trace.INVALID_SPAN:
                 sample = _Sample(amount, now, None, None)
             else:
-                context = span.get_span_context()
-                sample = _Sample(amount, now, context.span_id, context.trace_id)
+                ids = span.get_span_context()
+                sample = _Sample(amount, now, ids.span_id, ids.trace_id)
         index = bisect_left(self.boundaries, amount)
         with self._lock:
             cell = self._cells.get(key)

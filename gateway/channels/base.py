@@ -407,6 +407,8 @@ class ChannelAdapter(ABC):
                 time.perf_counter() - started,
                 {"notify.channel": self.channel, "notify.vendor.path": path, "outcome": outcome},
                 (self.channel, path, outcome),
+                # An exemplar names the attempt's span (sampled only), not the server span around it.
+                context=trace.set_span_in_context(span) if span.is_recording() else None,
             )
 
     def classify(self, errcode: int, answer: Mapping[str, Any]) -> VendorOutcome:

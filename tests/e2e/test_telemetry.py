@@ -665,6 +665,26 @@ async def test_every_rpc_has_a_duration_labelled_as_the_rpc_semantic_conventions
     )
 
 
+async def test_duration_samples_lead_to_the_trace_of_the_call_they_timed(
+    gateway: Gateway, metric_reader: InMemoryMetricReader, spans: InMemorySpanExporter
+) -> None:
+    """Exemplars: a histogram bucket names the trace and span of a call in it, for an SRE to open."""
+    metric_reader.get_metrics_data()  # exemplars are those sampled since the reader last collected
+    reply = await gateway.stub.Send(send_request("ops-dingtalk"), timeout=5)
+    server = await server_span_of(spans, reply.message_id)
+    vendor = one(trace_of(spans, server), "vendor dingtalk_robot /robot/send")
+    data = metric_reader.get_metrics_data()
+    exemplars = {
+        metric.name: [(e.trace_id, e.span_id) for p in metric.data.data_points for e in p.exemplars]
+        for resource in (data.resource_metrics if data is not None else ())
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name in ("rpc.server.call.duration", "notify.vendor.duration")
+    }
+    assert (server.context.trace_id, server.context.span_id) in exemplars["rpc.server.call.duration"]
+    assert (vendor.context.trace_id, vendor.context.span_id) in exemplars["notify.vendor.duration"]
+
+
 async def test_rpc_counts_name_the_status_and_the_tenant(
     sandbox: SandboxServer, metric_reader: InMemoryMetricReader
 ) -> None:

@@ -475,3 +475,15 @@ def test_nothing_is_lost_or_counted_twice_while_readers_collect_from_other_threa
     assert sum(p.count for _, _, p in cumulative) == recorded
     assert sum(p.sum for _, _, p in cumulative) == recorded * 0.5
     assert sum(delta_counts) == recorded
+
+
+def test_a_context_given_names_its_span_in_the_exemplar_as_the_sdks_does() -> None:
+    pair = Pair()
+    given = trace.set_span_in_context(NonRecordingSpan(SAMPLED))
+    with _current(UNSAMPLED):  # the current span is not the one the exemplar names
+        pair.sdk.record(0.5, LABEL_SETS[0], context=given)
+        pair.lean.record(0.5, LABEL_SETS[0], context=given)
+    sdk, lean = pair.collect(0)
+    assert points(lean) == points(sdk)
+    (_, _, point) = _histogram_points(lean)[0]
+    assert [(e.trace_id, e.span_id) for e in point.exemplars] == [(SAMPLED.trace_id, SAMPLED.span_id)]
