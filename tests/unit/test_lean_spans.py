@@ -223,6 +223,12 @@ def test_sampling_decides_the_same_spans(sampler: Sampler, fewest: int, most: in
 keys = st.one_of(
     st.sampled_from(["a", "b", "c", "d", "e", ""]), st.sampled_from([7, None, b"k", (1, 2), object()])
 )
+plain = st.one_of(
+    st.text(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+)
 values = st.one_of(
     st.text(max_size=8),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -240,6 +246,9 @@ operations = st.lists(
         st.tuples(st.just("set_attributes"), st.dictionaries(keys, values, max_size=6)),
         st.tuples(st.just("set_attribute"), st.tuples(keys, values)),
         st.tuples(st.just("start"), st.dictionaries(keys, values, max_size=4)),
+        st.tuples(st.just("add_event"), st.dictionaries(keys, values, max_size=5)),
+        # plain values under str keys, as the gateway's events have them: LeanSpan's own path
+        st.tuples(st.just("add_event"), st.dictionaries(st.sampled_from("abcde"), plain, max_size=5)),
     ),
     max_size=8,
 )
@@ -247,6 +256,8 @@ limits = st.builds(
     SpanLimits,
     max_span_attributes=st.sampled_from([0, 1, 3, 128]),
     max_span_attribute_length=st.sampled_from([None, 0, 3]),
+    max_event_attributes=st.sampled_from([0, 1, 3, 128]),
+    max_attribute_length=st.sampled_from([None, None, 3]),
 )
 
 
@@ -262,6 +273,8 @@ def test_any_attributes_under_any_limits_are_kept_dropped_and_cleaned_alike(
                 span.set_attributes(argument)
             elif op == "set_attribute":
                 span.set_attribute(*argument)
+            elif op == "add_event":
+                span.add_event("e", argument, timestamp=T0 + 1)
             else:  # a new span, started with these attributes
                 span.end(end_time=T0 + 1)
                 span = tracer.start_span("s", attributes=argument, start_time=T0)
