@@ -156,7 +156,6 @@ class LeanSpan(Span):
         del self._attributes[next(iter(self._attributes))]
         self._dropped += 1
 
-    # The lists come with their first item.
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         """An event whose attributes are all plain, under non-empty str keys, and within the limits
         keeps them in a read-only copy: what the SDK's immutable ``BoundedAttributes`` would hold,
@@ -173,6 +172,7 @@ class LeanSpan(Span):
         else:
             super().add_event(name, attributes, timestamp)
 
+    # The lists come with their first item.
     @_while_open
     def _add_event(self, event: EventBase) -> None:
         if not isinstance(self._events, BoundedList):
