@@ -63,7 +63,11 @@ from bench.spec import LoadSpec
 
 CONCURRENCY = 4  # under valgrind a Send takes ~50x longer: more in flight would meet the deadline
 WARMUP = 60
-CALLGRIND = ("valgrind", "--tool=callgrind", "--trace-children=no")
+# One dump per thread: the span exporter's thread runs on the gateway's CPU and GIL, and its share
+# shows only when threads are counted apart (they are summed for the total).
+CALLGRIND = ("valgrind", "--tool=callgrind", "--trace-children=no", "--separate-threads=yes")
+# A dump file's thread: "<file>-<thread>", thread 01 being the main one.
+_THREAD = re.compile(r"-(\d+)$")
 # A shared object in a dump: named with its path where it first appears, as "ob=(id) path" (the code
 # that follows is in it) or "cob=(id) path" (a call's callee is), and by "(id)" alone after that.
 _OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
@@ -132,6 +136,39 @@ def by_object(dump_file: Path) -> dict[str, int]:
     return dict(counts.most_common())
 
 
+def thread_of(dump_file: Path) -> int:
+    match = _THREAD.search(dump_file.name)
+    return int(match[1]) if match else 1
+
+
+def thread_counts(dumps: list[Path], per: float) -> list[list[Any]]:
+    """Per thread: its label, instructions per call, its top library's share. Callgrind does not
+    name threads, so they are told apart by number (1 is the main thread: the event loop) and by
+    what runs in them: Python in a thread of our own (the batch span processor's and the metric
+    reader's), grpc core's C in its threads."""
+    rows = []
+    for dump in dumps:
+        objects = by_object(dump)
+        total = sum(objects.values()) or 1
+        top, top_count = next(iter(objects.items()), ("?", 0))
+        number = thread_of(dump)
+        if number == 1:
+            label = "thread 1 (main: event loop)"
+        elif "libpython" in top:
+            label = f"thread {number} (Python: an exporter's)"
+        else:
+            label = f"thread {number} ({top.split('.')[0]})"
+        rows.append([label, round(instructions(dump) / per), [top, round(100 * top_count / total, 1)]])
+    return sorted(rows, key=lambda row: -row[1])
+
+
+def _summed_objects(dumps: list[Path]) -> dict[str, int]:
+    counts: collections.Counter[str] = collections.Counter()
+    for dump in dumps:
+        counts.update(by_object(dump))
+    return dict(counts.most_common())
+
+
 def _object_shares(counts: dict[str, int], top: int = 8) -> list[list[Any]]:
     total = sum(counts.values()) or 1
     rows = [[name, round(100 * n / total, 1)] for name, n in list(counts.items())[:top]]
@@ -153,14 +190,16 @@ class CountedServer:
     def start(self) -> None:
         self._control("-i", "on")
 
-    def stop(self) -> Path:
-        """Dumps the counts since ``start`` and turns counting off; returns the dump file."""
+    def stop(self) -> list[Path]:
+        """Dumps the counts since ``start`` and turns counting off; returns the dump's files, one
+        per thread ("<out>.<pid>.<dump>-<thread>")."""
         self._control("-d")
         self._control("-i", "off")
-        dumps = sorted(self.out.parent.glob(f"{self.out.name}.{self.child.pid}.*"))
+        dumps = list(self.out.parent.glob(f"{self.out.name}.{self.child.pid}.*"))
         if not dumps:
             raise self.child.failure("wrote no callgrind dump")
-        return dumps[-1]
+        last = max(int(dump.name.rsplit(".", 1)[1].split("-")[0]) for dump in dumps)
+        return sorted(d for d in dumps if int(d.name.rsplit(".", 1)[1].split("-")[0]) == last)
 
     def _control(self, *args: str) -> None:
         subprocess.run(["callgrind_control", *args, str(self.child.pid)], check=True, capture_output=True)
@@ -171,29 +210,31 @@ def count_server(server: CountedServer, spec: LoadSpec, requests: int, workdir: 
     run_load(replace(spec, requests=1, warmup=WARMUP), workdir)
     server.start()
     result = run_load(replace(spec, requests=requests, warmup=0), workdir)
-    dump_file = server.stop()
+    dumps = server.stop()
     if result.errors:
         raise RuntimeError(f"{spec.scenario}: {result.errors} errors, e.g. {result.error_samples[:2]}")
     return {
         "calls": result.requests,
-        "instructions_per_call": instructions(dump_file) / result.requests,
-        "by_object": _object_shares(by_object(dump_file)),
+        "instructions_per_call": sum(map(instructions, dumps)) / result.requests,
+        "by_object": _object_shares(_summed_objects(dumps)),
+        "by_thread": thread_counts(dumps, result.requests),
     }
 
 
 def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> dict[str, Any]:
     """The load process itself (floor B), counted whole at two call counts; the difference is
     what the extra calls cost, start-up and warm-up cancelling out."""
-    totals: list[tuple[int, int, Path]] = []
+    totals: list[tuple[int, int, list[Path]]] = []
     for n in requests:
         out = workdir / f"callgrind-floor-b-{n}"
         prefix = (*CALLGRIND, f"--callgrind-out-file={out}")
         result = run_load(replace(spec, requests=n, warmup=WARMUP), workdir, prefix)
         if result.errors:
             raise RuntimeError(f"floor B: {result.errors} errors, e.g. {result.error_samples[:2]}")
-        totals.append((result.requests, instructions(out), out))
+        dumps = sorted(workdir.glob(f"{out.name}-*")) or [out]  # one file per thread
+        totals.append((result.requests, sum(map(instructions, dumps)), dumps))
     (n1, i1, out1), (n2, i2, out2) = totals
-    fewer, more = by_object(out1), by_object(out2)
+    fewer, more = _summed_objects(out1), _summed_objects(out2)
     extra = {name: n - fewer.get(name, 0) for name, n in more.items()}
     return {
         "calls": n2 - n1,
@@ -226,6 +267,12 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
             f"  {name}: {per_call / 1000:.0f}k over {figures['calls']} calls{versus}\n"
             f"      by library: {shares}"
         )
+        threads = figures.get("by_thread", [])
+        if len(threads) > 1:
+            shown = ", ".join(f"{label} {count / 1000:.0f}k" for label, count, _top in threads[:3])
+            rest = sum(count for _label, count, _top in threads[3:])
+            more = f", {len(threads) - 3} more {rest / 1000:.0f}k" if len(threads) > 3 else ""
+            lines.append(f"      by thread: {shown}{more}")
     for name, ratio in ratios(counts).items():
         lines.append(f"  {name} / (floor A + floor B): {ratio:.2f}x")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from gateway.lean_spans import LeanTracerProvider
 from gateway.otlp_spans import SpanEncoder, encode_spans
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -48,11 +49,14 @@ def assert_same_allowing_nan(spans: Sequence[ReadableSpan], encoder: SpanEncoder
 
 
 def recorded(
-    limits: SpanLimits | None = None, resource: Resource | None = None
+    limits: SpanLimits | None = None,
+    resource: Resource | None = None,
+    provider_class: type[TracerProvider] = TracerProvider,
 ) -> tuple[Any, InMemorySpanExporter]:
-    """A tracer on its own provider, and the exporter that keeps what it records."""
+    """A tracer on its own provider, and the exporter that keeps what it records: the SDK's spans,
+    or the gateway's ``LeanSpan``s (``LeanTracerProvider``), whose fields the encoder reads directly."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(
+    provider = provider_class(
         resource=resource or Resource.create({"service.name": "test"}), span_limits=limits
     )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -67,8 +71,14 @@ def span(name: str = "span", **fields: Any) -> ReadableSpan:
     return ReadableSpan(name, **fields)
 
 
-def test_a_send_shaped_like_the_gateways_encodes_as_the_library_does() -> None:
-    tracer, exporter = recorded()
+PROVIDERS = pytest.mark.parametrize("provider_class", [TracerProvider, LeanTracerProvider])
+
+
+@PROVIDERS
+def test_a_send_shaped_like_the_gateways_encodes_as_the_library_does(
+    provider_class: type[TracerProvider],
+) -> None:
+    tracer, exporter = recorded(provider_class=provider_class)
     for i in range(3):
         with tracer.start_as_current_span(
             "notify.v1.NotificationService/Send",
@@ -157,7 +167,8 @@ def test_values_the_library_cannot_encode_are_left_out_as_it_leaves_them_out(
     assert kept == ["kept", "also kept"]
 
 
-def test_events_links_status_parent_and_dropped_counts() -> None:
+@PROVIDERS
+def test_events_links_status_parent_and_dropped_counts(provider_class: type[TracerProvider]) -> None:
     limits = SpanLimits(
         max_span_attributes=3,
         max_events=2,
@@ -165,7 +176,7 @@ def test_events_links_status_parent_and_dropped_counts() -> None:
         max_event_attributes=2,
         max_link_attributes=1,
     )
-    tracer, exporter = recorded(limits)
+    tracer, exporter = recorded(limits, provider_class=provider_class)
     remote_parent = SpanContext(
         TRACE_ID,
         PARENT_ID,
@@ -208,6 +219,32 @@ def test_unset_fields_of_a_span_built_directly() -> None:
         links=BoundedList.from_seq(1, [Link(SpanContext(1, 2, False)), Link(SpanContext(3, 4, True))]),
     )
     assert_same([bare, local_parent, bounded])
+
+
+class _RenamedSpan(ReadableSpan):
+    """A span class of someone else's whose properties differ from the fields behind them."""
+
+    @property
+    def name(self) -> str:
+        return f"renamed {self._name}"
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return {**(self._attributes or {}), "added": True}
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return (*self._events, Event("added", {"n": 1}, 7))
+
+
+def test_a_span_class_of_its_own_is_read_through_its_properties() -> None:
+    renamed = _RenamedSpan("span", SpanContext(TRACE_ID, SPAN_ID, is_remote=False), attributes={"a": 1})
+    assert_same([renamed])
+    parsed = ExportTraceServiceRequest.FromString(encode_spans([renamed])).resource_spans[0]
+    (encoded,) = parsed.scope_spans[0].spans
+    assert encoded.name == "renamed span"
+    assert [pair.key for pair in encoded.attributes] == ["a", "added"]
+    assert [event.name for event in encoded.events] == ["added"]
 
 
 def test_resources_and_scopes_are_grouped_in_first_seen_order() -> None:
