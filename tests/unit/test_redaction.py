@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import redaction
 from gateway.logs import JsonFormatter
@@ -209,3 +211,28 @@ def test_expired_tokens_are_forgotten_after_a_margin_and_the_registry_stays_boun
     assert redact(old) == old, "forgotten once expired plus the margin"
     assert [redact(token) for token in issued[-3:]] == [MASK] * 3, "the newest are kept"
     assert redact(issued[0]) == issued[0], "the oldest gave way"
+
+
+# Texts made of what the candidate check looks for (both cases, the quote and "=" cues, the
+# letters the regex's case-insensitive match also takes: U+0130, U+0131, U+017F, U+212A), and
+# anything else.
+_CUES = st.sampled_from(
+    [
+        *("bearer", "BEARER", "Bearer", "bear", "authorization", "AUTHORIZATION", "author"),
+        *("author\u0130zation", "author\u0131zation", "\u0130", "\u0131", "\u017f", "\u212a"),
+        *("=", "b'", 'b"', "B'", "b", "'", '"', " ", "x"),
+    ]
+)
+_TEXTS = st.lists(st.one_of(_CUES, st.text(max_size=6)), max_size=12).map("".join)
+
+
+@settings(max_examples=400, derandomize=True)
+@given(_TEXTS)
+def test_the_candidate_check_finds_what_the_candidate_regex_finds(text: str) -> None:
+    assert redaction._may_match(text) is (redaction._CANDIDATE.search(text) is not None)
+
+
+def test_outside_ascii_the_regexs_case_folding_decides() -> None:
+    assert redaction._may_match("Author\u0130zation: x")  # U+0130 is "i" to the regex, not to lower()
+    assert not redaction._may_match("ipv4:127.0.0.1:45678 OK 01M8Y4G485H7EK14AH3QBWSN1D")
+    assert not redaction._may_match("通知 sent")
