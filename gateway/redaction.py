@@ -88,7 +88,7 @@ def redact_log(text: str) -> str:
     text = _known(text)
     if not _may_match(text):  # no pattern below can match: skip all four
         return text
-    return _BYTES_REPR.sub(_BYTES_MASK, _patterns(text))
+    return _BYTES_REPR.sub(_BYTES_MASK, _substitute(text))
 
 
 def _known(text: str) -> str:
@@ -102,8 +102,11 @@ def _known(text: str) -> str:
 
 def _patterns(text: str) -> str:
     """The credential-parameter, Bearer and authorization nets, on a text that may need them."""
-    if not _may_match(text):
-        return text
+    return _substitute(text) if _may_match(text) else text
+
+
+def _substitute(text: str) -> str:
+    """The three nets' substitutions, for a text ``_may_match`` has let through."""
     text = _CREDENTIAL_PARAMS.sub(_mask_param, text)
     text = _BEARER.sub(_mask_bearer, text)
     return _AUTHORIZATION.sub(_mask_authorization, text)
