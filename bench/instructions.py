@@ -66,8 +66,10 @@ WARMUP = 60
 # One dump per thread: the span exporter's thread runs on the gateway's CPU and GIL, and its share
 # shows only when threads are counted apart (they are summed for the total).
 CALLGRIND = ("valgrind", "--tool=callgrind", "--trace-children=no", "--separate-threads=yes")
-# A dump file's thread: "<file>-<thread>", thread 01 being the main one.
+# A dump file's thread: "<file>-<thread>", thread 01 being the main one; a server's dump files
+# are "<file>.<pid>.<dump>-<thread>".
 _THREAD = re.compile(r"-(\d+)$")
+_DUMP_AND_THREAD = re.compile(r"\.(\d+)-\d+$")
 # A shared object in a dump: named with its path where it first appears, as "ob=(id) path" (the code
 # that follows is in it) or "cob=(id) path" (a call's callee is), and by "(id)" alone after that.
 _OB = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
@@ -141,6 +143,13 @@ def thread_of(dump_file: Path) -> int:
     return int(match[1]) if match else 1
 
 
+def _dump_number(dump_file: Path) -> int:
+    match = _DUMP_AND_THREAD.search(dump_file.name)
+    if match is None:
+        raise ValueError(f"{dump_file}: not a callgrind dump of one thread")
+    return int(match[1])
+
+
 def thread_counts(dumps: list[Path], per: float) -> list[list[Any]]:
     """Per thread: its label, instructions per call, its top library's share. Callgrind does not
     name threads, so they are told apart by number (1 is the main thread: the event loop) and by
@@ -198,8 +207,9 @@ class CountedServer:
         dumps = list(self.out.parent.glob(f"{self.out.name}.{self.child.pid}.*"))
         if not dumps:
             raise self.child.failure("wrote no callgrind dump")
-        last = max(int(dump.name.rsplit(".", 1)[1].split("-")[0]) for dump in dumps)
-        return sorted(d for d in dumps if int(d.name.rsplit(".", 1)[1].split("-")[0]) == last)
+        numbered = [(_dump_number(dump), dump) for dump in dumps]
+        last = max(number for number, _ in numbered)
+        return sorted(dump for number, dump in numbered if number == last)
 
     def _control(self, *args: str) -> None:
         subprocess.run(["callgrind_control", *args, str(self.child.pid)], check=True, capture_output=True)
