@@ -12,13 +12,13 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.background import cancel_and_wait
 from gateway.chain.chains import Dependencies, build_chains
 from gateway.channels.transport import VendorTransport
 from gateway.config import Config
-from gateway.handlers import add_service
+from gateway.handlers import GenericOnly, add_service
 from gateway.http import HttpFace
 from gateway.interceptors.access_log import AccessLogInterceptor
 from gateway.interceptors.auth import AuthInterceptor
@@ -113,9 +113,11 @@ class GatewayServer:
             SERVICE,
         )
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        # Both generically, as the gateway's own service (gateway.handlers.add_service says why).
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, GenericOnly(self._server))
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+            GenericOnly(self._server),
         )
         self.port = self._bind(config.server.listen)
         self._internal_dir: str | None = None

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -69,6 +71,37 @@ async def test_reflection_lists_the_notification_and_health_services(gateway: Ga
         services |= {s.name for s in reply.list_services_response.service}
         break
     assert {SERVICE, "grpc.health.v1.Health"} <= services
+
+
+async def test_each_accepted_call_waits_on_one_pending_request(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """grpc.aio's server keeps one pending call request per registered method and waits on all of
+    them for every call it accepts; every method here, health and reflection included, is served
+    generically (gateway.handlers), so that wait is over the one generic request."""
+    sizes: list[int] = []
+    real_wait = asyncio.wait
+
+    async def recording_wait(fs: Any, *args: Any, **kwargs: Any) -> Any:
+        fs = list(fs)
+        names = {getattr(getattr(f, "get_coro", lambda: None)(), "__qualname__", "") for f in fs}
+        if any(name.startswith("AioServer._request") for name in names):
+            sizes.append(len(fs))
+        return await real_wait(fs, *args, **kwargs)
+
+    # grpc's server loop looks asyncio.wait up on every turn, so calls from now on come here.
+    monkeypatch.setattr(asyncio, "wait", recording_wait)
+    await gateway.stub.Send(text_request(0), timeout=10)
+    health = health_pb2_grpc.HealthStub(gateway.channel)
+    await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
+    reflection = reflection_pb2_grpc.ServerReflectionStub(gateway.channel)
+    async for _ in reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    ):
+        break
+    await gateway.stub.Send(text_request(1), timeout=10)
+    assert len(sizes) >= 3, f"the server loop's waits were not seen: {sizes}"
+    assert set(sizes) == {1}, f"pending call requests per wait: {sizes}"
 
 
 async def test_stop_lets_in_flight_sends_finish_while_health_says_not_serving(gateway: Gateway) -> None:
