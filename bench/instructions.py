@@ -150,31 +150,44 @@ def _dump_number(dump_file: Path) -> int:
     return int(match[1])
 
 
-def thread_counts(dumps: list[Path], per: float) -> list[list[Any]]:
+@dataclass(frozen=True)
+class ThreadDump:
+    """One thread's dump file, read once: its total and its self instructions per shared object."""
+
+    path: Path
+    total: int
+    objects: dict[str, int]
+
+
+def read_dumps(dumps: list[Path]) -> list[ThreadDump]:
+    return [ThreadDump(dump, instructions(dump), by_object(dump)) for dump in dumps]
+
+
+def thread_counts(dumps: list[ThreadDump], per: float) -> list[list[Any]]:
     """Per thread: its label, instructions per call, its top library's share. Callgrind does not
     name threads, so they are told apart by number (1 is the main thread: the event loop) and by
     what runs in them: Python in a thread of our own (the batch span processor's and the metric
     reader's), grpc core's C in its threads."""
     rows = []
     for dump in dumps:
-        objects = by_object(dump)
+        objects = dump.objects
         total = sum(objects.values()) or 1
         top, top_count = next(iter(objects.items()), ("?", 0))
-        number = thread_of(dump)
+        number = thread_of(dump.path)
         if number == 1:
             label = "thread 1 (main: event loop)"
         elif "libpython" in top:
             label = f"thread {number} (Python: an exporter's)"
         else:
             label = f"thread {number} ({top.split('.')[0]})"
-        rows.append([label, round(instructions(dump) / per), [top, round(100 * top_count / total, 1)]])
+        rows.append([label, round(dump.total / per), [top, round(100 * top_count / total, 1)]])
     return sorted(rows, key=lambda row: -row[1])
 
 
-def _summed_objects(dumps: list[Path]) -> dict[str, int]:
+def _summed_objects(dumps: list[ThreadDump]) -> dict[str, int]:
     counts: collections.Counter[str] = collections.Counter()
     for dump in dumps:
-        counts.update(by_object(dump))
+        counts.update(dump.objects)
     return dict(counts.most_common())
 
 
@@ -220,12 +233,13 @@ def count_server(server: CountedServer, spec: LoadSpec, requests: int, workdir: 
     run_load(replace(spec, requests=1, warmup=WARMUP), workdir)
     server.start()
     result = run_load(replace(spec, requests=requests, warmup=0), workdir)
-    dumps = server.stop()
+    dump_files = server.stop()
     if result.errors:
         raise RuntimeError(f"{spec.scenario}: {result.errors} errors, e.g. {result.error_samples[:2]}")
+    dumps = read_dumps(dump_files)
     return {
         "calls": result.requests,
-        "instructions_per_call": sum(map(instructions, dumps)) / result.requests,
+        "instructions_per_call": sum(dump.total for dump in dumps) / result.requests,
         "by_object": _object_shares(_summed_objects(dumps)),
         "by_thread": thread_counts(dumps, result.requests),
     }
@@ -234,15 +248,15 @@ def count_server(server: CountedServer, spec: LoadSpec, requests: int, workdir: 
 def count_client(spec: LoadSpec, requests: tuple[int, int], workdir: Path) -> dict[str, Any]:
     """The load process itself (floor B), counted whole at two call counts; the difference is
     what the extra calls cost, start-up and warm-up cancelling out."""
-    totals: list[tuple[int, int, list[Path]]] = []
+    totals: list[tuple[int, int, list[ThreadDump]]] = []
     for n in requests:
         out = workdir / f"callgrind-floor-b-{n}"
         prefix = (*CALLGRIND, f"--callgrind-out-file={out}")
         result = run_load(replace(spec, requests=n, warmup=WARMUP), workdir, prefix)
         if result.errors:
             raise RuntimeError(f"floor B: {result.errors} errors, e.g. {result.error_samples[:2]}")
-        dumps = sorted(workdir.glob(f"{out.name}-*")) or [out]  # one file per thread
-        totals.append((result.requests, sum(map(instructions, dumps)), dumps))
+        dumps = read_dumps(sorted(workdir.glob(f"{out.name}-*")) or [out])  # one file per thread
+        totals.append((result.requests, sum(dump.total for dump in dumps), dumps))
     (n1, i1, out1), (n2, i2, out2) = totals
     fewer, more = _summed_objects(out1), _summed_objects(out2)
     extra = {name: n - fewer.get(name, 0) for name, n in more.items()}

@@ -92,7 +92,7 @@ def test_threads_are_counted_apart_and_labelled_by_what_runs_in_them(tmp_path: P
     main.write_text(DUMP.replace("summary: 1000", "summary: 3000"))
     exporter.write_text(DUMP)
     grpc_core.write_text(GRPC_THREAD_DUMP)
-    assert instructions.thread_counts([grpc_core, exporter, main], per=10) == [
+    assert instructions.thread_counts(instructions.read_dumps([grpc_core, exporter, main]), per=10) == [
         ["thread 1 (main: event loop)", 300, ["libpython3.11.so.1.0", 70.0]],
         ["thread 8 (Python: an exporter's)", 100, ["libpython3.11.so.1.0", 70.0]],
         ["thread 3 (cygrpc)", 20, ["cygrpc.cpython-311-x86_64-linux-gnu.so", 100.0]],
