@@ -9,6 +9,7 @@ refused, and the caller's address (``peer``, with its port) to tell callers apar
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -123,7 +124,9 @@ def _write(
         fields["reason"] = reason
     if errcode is not None:
         fields["vendor_errcode"] = errcode
-    log.log(level, "rpc", extra=fields)
+    # Written in the event loop's next turn: grpc sends the answer first (as the server span's end,
+    # gateway/interceptors/tracing.py), and the fields above are taken now, duration included.
+    asyncio.get_running_loop().call_soon(functools.partial(log.log, level, "rpc", extra=fields))
 
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}

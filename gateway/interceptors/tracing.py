@@ -4,6 +4,11 @@ Outermost interceptor, so the span covers authentication, the chain and the vend
 Redis operations the call makes are counted onto it (``notify.redis.*``) rather than spanned. The
 error interceptor (inside it) marks the span with the status it aborts with; this one marks
 success. (OpenTelemetry's own aio instrumentation records abort_with_status as status 0.)
+
+grpc sends the answer once this interceptor returns, so the span is ended and the call's metrics
+are recorded just after, in the event loop's next turn (``_finish``), with the end time and the
+duration taken before: the caller does not wait for that bookkeeping. Anything that reacts to the
+answer inside this process (a scrape of the metrics, the next call) is served after it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -25,10 +31,10 @@ from gateway.telemetry import (
     UNRECORDED,
     call_counts,
     call_facts,
-    current_span,
     redis_tally,
     rpc_duration,
     tally_for,
+    tracer,
 )
 
 
@@ -44,38 +50,57 @@ class TracingInterceptor(HandlerWrapper):
         }
         service, _, name = method.lstrip("/").partition("/")
         attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
-        with current_span(
-            f"{service}/{name}",
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            error_on_exception=False,  # the error interceptor sets the status it aborts with
-        ) as span:
-            started = time.perf_counter()
-            code = 0
-            facts: dict[str, AttributeValue] = {}
-            gathering = call_facts.set(facts)
-            tally = tally_for(span)
-            tallying = redis_tally.set(tally)
-            try:
-                response = await invoke(request, context)
-                facts["rpc.grpc.status_code"] = 0
-            except asyncio.CancelledError:
-                status = cancelled_code(context)
-                mark_span_failed(status, "the call ended before its answer", {})
-                code = status.value[0]
-                raise
-            except BaseException:
-                code = _code_of(facts)
-                raise
-            finally:
-                redis_tally.reset(tallying)
-                call_facts.reset(gathering)
-                if tally is not UNRECORDED:  # recorded: the facts go on the span in one write
-                    facts.update(tally.close())
-                    span.set_attributes(facts)
-                _record(facts, attributes, code, time.perf_counter() - started)
-            return response
+        parent = propagate.extract(carrier)
+        span = tracer.start_span(
+            f"{service}/{name}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        current = otel_context.attach(trace.set_span_in_context(span))
+        started = time.perf_counter()
+        code = 0
+        facts: dict[str, AttributeValue] = {}
+        gathering = call_facts.set(facts)
+        tally = tally_for(span)
+        tallying = redis_tally.set(tally)
+        try:
+            response = await invoke(request, context)
+            facts["rpc.grpc.status_code"] = 0
+        except asyncio.CancelledError:
+            status = cancelled_code(context)
+            mark_span_failed(status, "the call ended before its answer", {})
+            code = status.value[0]
+            raise
+        except BaseException:
+            code = _code_of(facts)
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            redis_tally.reset(tallying)
+            call_facts.reset(gathering)
+            recorded = tally is not UNRECORDED
+            if recorded:  # the facts go on the span in one write
+                facts.update(tally.close())
+            # Scheduled while the span is current: the duration's exemplar names it.
+            asyncio.get_running_loop().call_soon(
+                _finish, span, recorded, facts, attributes, code, seconds, time.time_ns()
+            )
+            otel_context.detach(current)
+        return response
+
+
+def _finish(
+    span: trace.Span,
+    recorded: bool,
+    facts: dict[str, AttributeValue],
+    rpc: Mapping[str, str],
+    code: int,
+    seconds: float,
+    ended: int,
+) -> None:
+    """The call's bookkeeping once grpc has its answer: the span's facts and end, and the metrics."""
+    if recorded:
+        span.set_attributes(facts)
+    _record(facts, rpc, code, seconds)
+    span.end(end_time=ended)
 
 
 #: What the error interceptor found out about the failed call (``notify.error.reason``,
