@@ -11,6 +11,13 @@ It serves OTLP/gRPC, the gateway's default OTLP protocol (trace, metrics and log
 prints `READY <port>`, answers every export with an empty success, and counts what arrived. On
 stdin, `stats` prints one JSON line (requests, bytes, spans received), so the runner can check
 that spans really were exported.
+
+For the latency phase's breakdown (bench.trace_breakdown) it can also keep what the spans say:
+`record <unix ns>` starts keeping a summary of each span that arrives and started at or after that
+time (ids, name, kind, times, and the chain's `*.steps` event), and `dump <path> <server spans>
+<seconds>` waits until that many server spans arrived or the seconds passed (the gateway's batch
+exporter sends every few seconds), writes the summaries to `<path>` as JSON, stops keeping them
+and prints `DUMPED <spans>`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,10 +38,80 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 COUNTS: Counter[str] = Counter()
+MAX_KEPT = 100_000  # span summaries kept between `record` and `dump`: the sink's memory stays bounded
+SERVER_KIND = 2  # SpanKind.SPAN_KIND_SERVER in OTLP
 
 
 def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> int:
     return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+
+
+def span_summaries(request: trace_service_pb2.ExportTraceServiceRequest) -> list[dict[str, Any]]:
+    """What bench.trace_breakdown reads of each span: where it sits in its trace, its times, and
+    the numbers of a `<chain>.steps` event (each step's own milliseconds)."""
+    rows = []
+    for resource_spans in request.resource_spans:
+        for scope in resource_spans.scope_spans:
+            for span in scope.spans:
+                steps = {}
+                for event in span.events:
+                    if event.name.endswith(".steps"):
+                        for attribute in event.attributes:
+                            if attribute.value.HasField("double_value"):
+                                steps[attribute.key] = attribute.value.double_value
+                rows.append(
+                    {
+                        "trace": span.trace_id.hex(),
+                        "span": span.span_id.hex(),
+                        "parent": span.parent_span_id.hex(),
+                        "name": span.name,
+                        "kind": span.kind,
+                        "start_ns": span.start_time_unix_nano,
+                        "end_ns": span.end_time_unix_nano,
+                        "steps": steps,
+                    }
+                )
+    return rows
+
+
+class Recorder:
+    """The span summaries kept between `record` and `dump`; exports arrive on the event loop's
+    thread, commands on the command thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] | None = None  # None: not recording
+        self._servers = 0
+        self._since = 0
+
+    def start(self, since_ns: int) -> None:
+        with self._lock:
+            self._rows, self._servers, self._since = [], 0, since_ns
+
+    def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        with self._lock:
+            rows = self._rows
+            if rows is None:
+                return
+            for row in span_summaries(request):
+                if row["start_ns"] >= self._since and len(rows) < MAX_KEPT:
+                    rows.append(row)
+                    self._servers += row["kind"] == SERVER_KIND
+
+    def dump(self, path: Path, servers: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._rows is None or self._servers >= servers or len(self._rows) >= MAX_KEPT:
+                    break
+            time.sleep(0.05)
+        with self._lock:
+            rows, self._rows = self._rows or [], None
+        path.write_text(json.dumps(rows))
+        return len(rows)
+
+
+RECORDER = Recorder()
 
 
 class Traces(trace_service_pb2_grpc.TraceServiceServicer):
@@ -40,6 +119,7 @@ class Traces(trace_service_pb2_grpc.TraceServiceServicer):
         COUNTS["trace_requests"] += 1
         COUNTS["spans"] += _spans(request)
         COUNTS["bytes"] += request.ByteSize()
+        RECORDER.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -72,9 +152,15 @@ async def serve() -> None:
     def commands() -> None:
         # A daemon thread: a blocked readline must not hold up the exit.
         for raw in sys.stdin:
-            if raw.strip() == "stats":
+            command, *args = raw.split() or [""]
+            if command == "stats":
                 print(json.dumps(dict(COUNTS)), flush=True)
-            elif raw.strip() == "quit":
+            elif command == "record":
+                RECORDER.start(int(args[0]))
+            elif command == "dump":
+                kept = RECORDER.dump(Path(args[0]), int(args[1]), float(args[2]))
+                print(f"DUMPED {kept}", flush=True)
+            elif command == "quit":
                 break
         loop.call_soon_threadsafe(stop.set)
 

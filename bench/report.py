@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bench.spec import LoadResult
+from bench.trace_breakdown import breakdown_line
 
 if TYPE_CHECKING:
     from bench.delivery import DeliveryRun
@@ -350,6 +351,10 @@ def summary(document: dict[str, Any]) -> str:
                 f"    and a Redis round trip (echo + one round trip - echo, at concurrency 1): p50 "
                 f"{m['redis_round_trip_p50_ms']:.2f} ms; a sync Send makes two"
             )
+        spans = latency.get("breakdown_from_spans")
+        if spans:
+            rounds = spans["rounds"]
+            lines.append(f"    inside the gateway ({rounds} rounds' medians), {breakdown_line(spans)}")
     for name in goals:
         if name.startswith("processes_"):
             n = name.split("_")[1]

@@ -86,6 +86,7 @@ from bench.report import (
 )
 from bench.scaling import LatencyRound, ProcessRun, latency_median
 from bench.spec import Driver, LoadResult, LoadSpec
+from bench.trace_breakdown import TraceWindow, breakdown_line, median_over_rounds
 
 PACKAGES = (
     "grpcio",
@@ -467,6 +468,7 @@ def run(options: Options, workdir: Path, stamp: str) -> tuple[dict[str, Any], li
                 options.latency_requests,
                 options.rounds,
                 counted,
+                lambda number: TraceWindow(sink, workdir / f"latency-spans-{number}.json"),
             )
 
         processes: dict[int, list[ProcessRun]] = {}
@@ -579,11 +581,14 @@ def measure_latency(
     requests: int,
     rounds: int,
     counted: Callable[[LoadSpec, str], LoadResult],
+    traces: Callable[[int], TraceWindow],
 ) -> dict[str, Any]:
     """Concurrency 1: gateway Sends (everything on), the same vendor calls straight from aiohttp,
     the bare gRPC echo and the echo making one Redis round trip, `requests` each per round, one
     after the other, `rounds` times. The two echoes price the hops a Send adds to a direct call:
-    the gRPC hop, and each Redis round trip (the gateway makes two per sync Send)."""
+    the gRPC hop, and each Redis round trip (the gateway makes two per sync Send). The gateway's
+    Sends' spans, kept by the OTLP sink, say where inside the gateway their time went
+    (bench.trace_breakdown)."""
 
     def sequential(load_spec: LoadSpec) -> LoadSpec:
         return dataclasses.replace(
@@ -591,8 +596,16 @@ def measure_latency(
         )
 
     measured: list[LatencyRound] = []
+    breakdowns: list[dict[str, Any] | None] = []
     for number in range(1, rounds + 1):
+        window = traces(number)
         through = counted(sequential(gateway_spec), GATEWAY)
+        breakdown = window.breakdown(sends=LATENCY_WARMUP + requests, skip=LATENCY_WARMUP)
+        if breakdown is not None:
+            breakdown["outside_server_span_p50_ms"] = round(
+                through.latency_ms["p50"] - breakdown["server_span_p50_ms"], 3
+            )
+        breakdowns.append(breakdown)
         direct = counted(sequential(direct_spec), FLOOR_B)
         echo = counted(sequential(echo_spec), "")
         echo_redis = counted(sequential(echo_redis_spec), "")
@@ -616,7 +629,14 @@ def measure_latency(
             f"({through.errors + direct.errors + echo.errors + echo_redis.errors} errors)",
             flush=True,
         )
-    return {"median": latency_median(measured), "rounds": measured}
+        if breakdown is not None:
+            print(f"bench: latency {number}/{rounds}: {breakdown_line(breakdown)}", flush=True)
+    return {
+        "median": latency_median(measured),
+        "rounds": measured,
+        "breakdown_from_spans": median_over_rounds(breakdowns),
+        "breakdown_rounds": breakdowns,
+    }
 
 
 def measure_processes(
