@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, NoReturn, TextIO
 
+from gateway.log_writer import BackgroundStreamHandler
 from gateway.redaction import RedactingFilter
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -70,7 +71,8 @@ LIBRARY_LOGGERS = (
 
 def configure_logging(level: str = "INFO") -> None:
     """Every log line, ours or a library's, leaves as JSON through the redacting filter."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Written by a thread of its own: a log reader that falls behind must not block the event loop.
+    handler = BackgroundStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

@@ -28,6 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from gateway.lean_metrics import LeanHistogram, LeanMeterProvider, set_meter_provider
 from gateway.lean_spans import LeanTracerProvider
+from gateway.log_writer import dropped_lines
 
 log = logging.getLogger("gateway.telemetry")
 
@@ -110,6 +111,17 @@ rate_limit_refusals = meter.create_counter(
 )
 vendor_retries = meter.create_counter(
     "notify.vendor.retries", description="Vendor calls attempted again, by channel and reason"
+)
+
+
+def _observe_dropped_lines(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(dropped_lines())]
+
+
+log_dropped_lines = meter.create_observable_counter(
+    "notify.log.dropped_lines",
+    callbacks=[_observe_dropped_lines],
+    description="Log lines dropped because the log stream did not take them as fast as they came",
 )
 
 

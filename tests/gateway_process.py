@@ -103,7 +103,9 @@ async def wait_for_serving(
     health = health_pb2_grpc.HealthStub(channel)
     for _ in range(200):  # bounded: 10 s at least, with the checks' own time on top
         if process.returncode is not None:
-            log = (await stderr).decode("utf-8", "replace")
+            log = "(its stderr is held unread)"
+            with contextlib.suppress(TimeoutError):
+                log = (await asyncio.wait_for(asyncio.shield(stderr), timeout=2)).decode("utf-8", "replace")
             raise AssertionError(f"the gateway exited during start-up: {log}")
         try:
             reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=0.5)
@@ -141,13 +143,25 @@ class GatewayProcess:
         return (await self.stderr).decode("utf-8", "replace")
 
 
+async def _read_all(stream: asyncio.StreamReader, hold: asyncio.Event | None) -> bytes:
+    if hold is not None:
+        await hold.wait()
+    return await stream.read()
+
+
 @contextlib.asynccontextmanager
 async def gateway_process(
-    config_path: Path, port: int, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    config_path: Path,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    hold_stderr: asyncio.Event | None = None,
 ) -> AsyncIterator[GatewayProcess]:
     """The gateway serving `config_path` (which listens on 127.0.0.1:`port`), SERVING and connected.
 
-    ``args`` are more `serve` flags (``--processes 2``, ``--event-loop asyncio``).
+    ``args`` are more `serve` flags (``--processes 2``, ``--event-loop asyncio``). With
+    ``hold_stderr``, the gateway's stderr is read only once that event is set (or at the end): a
+    log reader that has stopped reading.
     """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -163,12 +177,14 @@ async def gateway_process(
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    stderr = asyncio.create_task(process.stderr.read())  # read all along: a full pipe blocks
+    stderr = asyncio.create_task(_read_all(process.stderr, hold_stderr))  # a full pipe blocks
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await wait_for_serving(channel, process, stderr)
             yield GatewayProcess(process, channel, pb_grpc.NotificationServiceStub(channel), stderr)
     finally:
+        if hold_stderr is not None:
+            hold_stderr.set()
         if process.returncode is None:
             process.terminate()
             try:
