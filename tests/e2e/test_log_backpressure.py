@@ -10,38 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 from pathlib import Path
 
 import grpc
 
 from generated.notify.v1 import notification_service_pb2 as pb
-from tests.gateway_process import free_port, gateway_process
+from tests.gateway_process import config_file, free_port, gateway_process
 
 CALLS = 1000
 PIPE_BYTES = 64 * 1024  # Linux's default pipe capacity
-
-
-def open_config(directory: Path, port: int) -> Path:
-    path = directory / "gateway.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            server:
-              listen: 127.0.0.1:{port}
-              grace_period_seconds: 1
-              drain_delay_seconds: 0
-            auth: none
-            accounts:
-              team-wecom:
-                channel: wecom_robot
-                key: ${{TEST_WECOM_KEY}}
-                base_url: http://127.0.0.1:9
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
+NO_VENDOR = "http://127.0.0.1:9"  # the calls are refused before any vendor would be asked
 
 
 async def test_calls_are_answered_while_nobody_reads_the_log(tmp_path: Path) -> None:
@@ -50,7 +28,8 @@ async def test_calls_are_answered_while_nobody_reads_the_log(tmp_path: Path) -> 
     # No account: refused with INVALID_ARGUMENT in the gateway, one warning line each.
     request = pb.SendRequest(message=pb.Message(text=pb.Text(content="x")))
     codes: dict[grpc.StatusCode, int] = {}
-    async with gateway_process(open_config(tmp_path, port), port, hold_stderr=reader_back) as gateway:
+    config = config_file(tmp_path, NO_VENDOR, port)
+    async with gateway_process(config, port, hold_stderr=reader_back) as gateway:
         for _ in range(CALLS):
             try:
                 await gateway.stub.Send(request, timeout=5)
