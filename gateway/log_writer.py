@@ -80,13 +80,19 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
+        self.put_line(line)
+
+    def put_line(self, line: str) -> bool:
+        """Queues a line already formatted, terminator included; False if it was dropped. One caller
+        at a time: ``emit`` runs under the handler's lock, the native-stderr pump is alone."""
         if self._queued - self._written + len(line) > self.limit:
             self._refused += 1
-            return
+            return False
         if self._thread is None:
             self._start()
         self._queued += len(line)
         self._queue.put(line)
+        return True
 
     def _start(self) -> None:
         self._thread = threading.Thread(

@@ -163,11 +163,17 @@ def _pump(source: int, target: int) -> NoReturn:
     os.dup2(target, 2)
     formatter, redactor = JsonFormatter(), RedactingFilter()
     out: TextIO = open(target, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    # Written by a thread, as the gateway's own lines are: were this loop to block on a reader that
+    # stopped reading, fd 2 would fill and block whoever writes to it (grpc core's threads, a
+    # traceback). Lines past the writer's bound are dropped and told, as there.
+    writer = BackgroundStreamHandler(out)
+    writer.setFormatter(formatter)
     try:
         with open(source, "rb") as lines:
             for raw in lines:
                 line = raw.decode("utf-8", "replace").rstrip()
                 if line:
-                    out.write(native_line_as_json(line, formatter, redactor) + "\n")
+                    writer.put_line(native_line_as_json(line, formatter, redactor) + "\n")
+        writer.close()  # what waits goes out, within the writer's flush timeout
     finally:
         os._exit(0)  # never the parent's atexit handlers; an error here has nowhere to be told
