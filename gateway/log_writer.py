@@ -82,17 +82,16 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             return
         self.put_line(line)
 
-    def put_line(self, line: str) -> bool:
-        """Queues a line already formatted, terminator included; False if it was dropped. One caller
+    def put_line(self, line: str) -> None:
+        """Queues a line already formatted, terminator included, or counts it dropped. One caller
         at a time: ``emit`` runs under the handler's lock, the native-stderr pump is alone."""
         if self._queued - self._written + len(line) > self.limit:
             self._refused += 1
-            return False
+            return
         if self._thread is None:
             self._start()
         self._queued += len(line)
         self._queue.put(line)
-        return True
 
     def _start(self) -> None:
         self._thread = threading.Thread(
